@@ -1,0 +1,38 @@
+"""ganlab: the tested PyTorch package behind the book "GAN Lab".
+
+Models, losses, training loops, metrics and plots for generative adversarial networks, written to be
+read next to the book's chapters (``book/``). The names notebooks use are re-exported here::
+
+    import ganlab as gl
+    G, D = gl.models.build_gan("dcgan", z_dim=64, img_size=28)
+    result = gl.fit(G, D, gl.data.MNIST(train=True), gl.TrainConfig(steps=500))
+    images = gl.sample(result.generator, 64, seed=0)
+"""
+__version__ = "0.1.0"
+
+from . import data, losses, models, train, utils  # noqa: E402
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from .train import TrainConfig, TrainResult, d_step, fit, g_step, load_generator, sample  # noqa: E402
+from .utils import device_of, get_device, seed_everything  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "data",
+    "losses",
+    "models",
+    "train",
+    "utils",
+    "TrainConfig",
+    "TrainResult",
+    "fit",
+    "d_step",
+    "g_step",
+    "sample",
+    "load_generator",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CheckpointError",
+    "get_device",
+    "device_of",
+    "seed_everything",
+]

@@ -1,0 +1,234 @@
+"""Datasets for the book: MNIST (online through torchvision, offline from ``GANLAB_DATA``) and 2-D toys.
+
+Every image dataset here yields float tensors in [-1, 1]; the conversion lives in one place,
+:func:`to_signed`. The chapter "Implementation" (``book/04_implementation.ipynb``) uses
+:class:`MNIST`; "The adversarial game" uses the 2-D mixtures.
+
+Where the data comes from (see ``data_root``):
+
+1. the ``root`` argument, else
+2. the ``GANLAB_DATA`` environment variable, else
+3. a user cache folder (``$XDG_CACHE_HOME/ganlab`` or ``~/.cache/ganlab``).
+
+MNIST files are read from ``<root>/MNIST/raw/`` (torchvision's layout). When the 60,000 training
+images are there, ``train=True`` gives them and ``train=False`` the 10,000 test images. When only the
+10,000 test images are there (the offline build machines), they are split deterministically: the first
+``1 - heldout_fraction`` of a fixed permutation is the training part, the rest is held out.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .utils import check_nonnegative_int, check_positive_float, check_positive_int, check_probability
+
+__all__ = [
+    "data_root",
+    "to_signed",
+    "to_unit",
+    "MNIST",
+    "MNIST_FILES",
+    "ring_of_gaussians",
+    "grid_of_gaussians",
+    "ring_centers",
+    "grid_centers",
+]
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data folder: ``root`` if given, else ``$GANLAB_DATA``, else the user cache folder."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("GANLAB_DATA")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "ganlab"
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """Map uint8 pixels (0..255) or floats in [0, 1] to floats in [-1, 1]: the one pixel range of ganlab."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(127.5).sub_(1.0)
+    return x.float() * 2.0 - 1.0
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Map images in [-1, 1] back to [0, 1] (clamped)."""
+    return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def _find(raw: Path, name: str) -> Path | None:
+    for candidate in (raw / name, raw / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), the format of the MNIST files."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    expected = offset + int(np.prod(dims))
+    if len(data) != expected:
+        raise ValueError(f"{path} is truncated or corrupt: {len(data)} bytes, expected {expected}")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+class MNIST(Dataset):
+    """MNIST digits as float tensors in [-1, 1] of shape ``(1, img_size, img_size)``, with labels.
+
+    Args:
+        root: data folder (see :func:`data_root`); files are looked up in ``<root>/MNIST/raw/``.
+        train: the training part (``True``) or the held-out part (``False``).
+        img_size: 28 (native) or 32 (padded with background by 2 pixels on each side, for
+            power-of-two architectures).
+        download: fetch the files with torchvision when they are missing (needs the network).
+        transform: optional callable applied to each image tensor.
+        heldout_fraction: share of the 10,000 test images held out when only they are present.
+        split_seed: seed of the permutation that makes that split.
+        limit: keep only the first ``limit`` images (``None`` keeps all).
+
+    Attributes:
+        images: ``(N, 1, img_size, img_size)`` float tensor in [-1, 1], the whole split in memory.
+        targets: ``(N,)`` int64 labels.
+        source: ``"full"`` (60,000 + 10,000 files) or ``"test-split"`` (the 10,000 test images, split).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        train: bool = True,
+        *,
+        img_size: int = 28,
+        download: bool = False,
+        transform=None,
+        heldout_fraction: float = 0.2,
+        split_seed: int = 0,
+        limit: int | None = None,
+    ) -> None:
+        if img_size not in (28, 32):
+            raise ValueError(f"img_size must be 28 or 32 for MNIST, got {img_size!r}")
+        check_probability("heldout_fraction", heldout_fraction)
+        if heldout_fraction == 0:
+            raise ValueError("heldout_fraction must be in (0, 1), got 0")
+        check_nonnegative_int("split_seed", split_seed)
+        if limit is not None:
+            check_positive_int("limit", limit)
+        self.root = data_root(root)
+        self.raw_folder = self.root / "MNIST" / "raw"
+        self.train = bool(train)
+        self.img_size = img_size
+        self.transform = transform
+
+        images, labels, self.source = self._load(download, heldout_fraction, split_seed)
+        x = to_signed(torch.from_numpy(images.copy())).unsqueeze(1)  # (N, 1, 28, 28)
+        if img_size == 32:
+            x = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-1.0)  # (N, 1, 32, 32), background is -1
+        if limit is not None:
+            x, labels = x[:limit], labels[:limit]
+        self.images = x.contiguous()
+        self.targets = torch.from_numpy(labels.astype(np.int64))
+
+    def _files(self, split: str) -> tuple[Path, Path] | None:
+        found = tuple(_find(self.raw_folder, name) for name in MNIST_FILES[split])
+        return found if all(found) else None  # type: ignore[return-value]
+
+    def _load(self, download: bool, heldout_fraction: float, split_seed: int):
+        train_files, test_files = self._files("train"), self._files("test")
+        if (train_files is None or test_files is None) and download:
+            self._download()
+            train_files, test_files = self._files("train"), self._files("test")
+        if train_files is not None and test_files is not None:
+            img_path, lbl_path = train_files if self.train else test_files
+            return _read_idx(img_path), _read_idx(lbl_path), "full"
+        if test_files is not None:
+            images, labels = _read_idx(test_files[0]), _read_idx(test_files[1])
+            perm = np.random.default_rng(split_seed).permutation(len(images))
+            n_train = len(images) - int(round(heldout_fraction * len(images)))
+            idx = np.sort(perm[:n_train] if self.train else perm[n_train:])
+            return images[idx], labels[idx], "test-split"
+        wanted = ", ".join(f"{n}[.gz]" for pair in MNIST_FILES.values() for n in pair)
+        raise FileNotFoundError(
+            f"MNIST not found in {self.raw_folder}: expected {wanted} "
+            f"(at least the two t10k files). Set GANLAB_DATA to a folder holding MNIST/raw/, "
+            f"pass root=..., or use download=True where the network is reachable."
+        )
+
+    def _download(self) -> None:
+        from torchvision.datasets import MNIST as TorchvisionMNIST
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        for train in (True, False):
+            TorchvisionMNIST(str(self.root), train=train, download=True)  # writes <root>/MNIST/raw/
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        x = self.images[index]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.targets[index])
+
+    def __repr__(self) -> str:
+        part = "train" if self.train else "held-out"
+        return (f"MNIST({part}, {len(self)} images of {tuple(self.images.shape[1:])}, "
+                f"source={self.source!r})")
+
+
+# --- 2-D toy distributions -------------------------------------------------------------------------
+
+def ring_centers(modes: int = 8, radius: float = 2.0) -> torch.Tensor:
+    """The ``(modes, 2)`` centres of a ring of Gaussians, evenly spaced on a circle."""
+    check_positive_int("modes", modes)
+    check_positive_float("radius", radius)
+    angles = torch.arange(modes, dtype=torch.float64) * (2 * math.pi / modes)
+    return (radius * torch.stack([angles.cos(), angles.sin()], dim=1)).float()
+
+
+def grid_centers(size: int = 5, spacing: float = 2.0) -> torch.Tensor:
+    """The ``(size * size, 2)`` centres of a square grid of Gaussians, centred on the origin."""
+    check_positive_int("size", size)
+    check_positive_float("spacing", spacing)
+    axis = (torch.arange(size, dtype=torch.float32) - (size - 1) / 2) * spacing
+    gx, gy = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+
+
+def _mixture(centers: torch.Tensor, n: int, std: float, seed: int) -> torch.Tensor:
+    check_positive_int("n", n)
+    check_positive_float("std", std)
+    check_nonnegative_int("seed", seed)
+    g = torch.Generator().manual_seed(seed)
+    which = torch.randint(len(centers), (n,), generator=g)
+    return centers[which] + std * torch.randn(n, 2, generator=g)
+
+
+def ring_of_gaussians(n: int = 10_000, *, modes: int = 8, radius: float = 2.0, std: float = 0.02,
+                      seed: int = 0) -> torch.Tensor:
+    """``n`` points ``(n, 2)`` from an equal-weight ring of ``modes`` Gaussians (the usual 2-D GAN test)."""
+    return _mixture(ring_centers(modes, radius), n, std, seed)
+
+
+def grid_of_gaussians(n: int = 10_000, *, size: int = 5, spacing: float = 2.0, std: float = 0.05,
+                      seed: int = 0) -> torch.Tensor:
+    """``n`` points ``(n, 2)`` from an equal-weight ``size x size`` grid of Gaussians."""
+    return _mixture(grid_centers(size, spacing), n, std, seed)

@@ -1,0 +1,71 @@
+"""The networks of the book, registered by name.
+
+``build_gan(name, **kwargs)`` returns a ``(generator, discriminator)`` pair; ``list_models()`` lists the
+names. Keyword arguments are split between the two networks by name (``z_dim`` goes to the generator
+only; ``img_channels``, ``img_size`` and ``base_channels`` go to both).
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from torch import nn
+
+from .classifier import MNISTClassifier
+from .dcgan import DCGANDiscriminator, DCGANGenerator, stage_plan
+
+__all__ = [
+    "DCGANGenerator",
+    "DCGANDiscriminator",
+    "MNISTClassifier",
+    "stage_plan",
+    "build_gan",
+    "list_models",
+    "register_gan",
+    "GAN_REGISTRY",
+]
+
+GAN_REGISTRY: dict[str, tuple[Callable[..., nn.Module], Callable[..., nn.Module]]] = {}
+
+
+def register_gan(name: str, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module]) -> None:
+    """Register a ``(generator class, discriminator class)`` pair under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if name in GAN_REGISTRY:
+        raise ValueError(f"name: a GAN called {name!r} is already registered")
+    GAN_REGISTRY[name] = (generator, discriminator)
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`build_gan`, sorted."""
+    return sorted(GAN_REGISTRY)
+
+
+def _accepted(cls: Callable[..., nn.Module]) -> set[str]:
+    return {p.name for p in inspect.signature(cls).parameters.values() if p.kind == p.KEYWORD_ONLY}
+
+
+def build_gan(name: str, **kwargs) -> tuple[nn.Module, nn.Module]:
+    """Build the generator and discriminator registered as ``name``.
+
+    Each keyword goes to every network whose constructor takes it; one that neither takes is an error.
+    ``g_base_channels`` / ``d_base_channels`` set the two widths separately.
+    """
+    if name not in GAN_REGISTRY:
+        raise ValueError(f"name must be one of {', '.join(map(repr, list_models()))}; got {name!r}")
+    g_cls, d_cls = GAN_REGISTRY[name]
+    g_kw = {k: v for k, v in kwargs.items() if k in _accepted(g_cls)}
+    d_kw = {k: v for k, v in kwargs.items() if k in _accepted(d_cls)}
+    for prefix, target in (("g_", g_kw), ("d_", d_kw)):
+        for k, v in kwargs.items():
+            if k.startswith(prefix):
+                target[k[len(prefix):]] = v
+    unknown = [k for k in kwargs if k not in g_kw and k not in d_kw
+               and not k.startswith(("g_", "d_"))]
+    if unknown:
+        raise TypeError(f"build_gan({name!r}) got unexpected keyword argument(s): {', '.join(unknown)}")
+    return g_cls(**g_kw), d_cls(**d_kw)
+
+
+register_gan("dcgan", DCGANGenerator, DCGANDiscriminator)

@@ -1,0 +1,144 @@
+"""DCGAN generator and discriminator (Radford, Metz & Chintala, 2016, https://arxiv.org/abs/1511.06434).
+
+Taught in ``book/04_implementation.ipynb``, which builds both networks layer by layer.
+
+Both networks are a stack of stride-2 (transposed) convolutions that double (halve) the image side,
+with batch normalisation and ReLU / LeakyReLU in between, as in the paper. The side starts at a small
+"base" size between 4 and 7, so any image side of the form ``base * 2**k`` works: 32 and 64
+(base 4, the paper's power-of-two sizes) and MNIST's native 28 (base 7) alike. ganlab trains MNIST
+at its native 28x28 (no padding): 23% fewer pixels than 32x32, so more steps in the same time.
+
+The discriminator returns raw logits, shape ``(B,)``: losses apply the sigmoid in a numerically
+stable form (see :mod:`ganlab.losses`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..utils import check_positive_int
+
+__all__ = ["DCGANGenerator", "DCGANDiscriminator", "stage_plan", "dcgan_init_"]
+
+
+def stage_plan(img_size: int) -> tuple[int, int]:
+    """Return ``(base, n_stages)`` with ``img_size == base * 2**n_stages`` and ``4 <= base <= 7``.
+
+    Raises ``ValueError`` for sizes that have no such form (for example 36 = 9 * 4, or 3).
+    """
+    check_positive_int("img_size", img_size)
+    base, n = img_size, 0
+    while base > 7 and base % 2 == 0:
+        base //= 2
+        n += 1
+    if not 4 <= base <= 7 or n == 0:
+        raise ValueError(
+            f"img_size must be base * 2**k with base in 4..7 and k >= 1 (e.g. 28, 32, 64); got {img_size}"
+        )
+    return base, n
+
+
+def dcgan_init_(module: nn.Module) -> None:
+    """The paper's initialisation: conv weights ~ N(0, 0.02); batch-norm scales ~ N(1, 0.02), shifts 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class DCGANGenerator(nn.Module):
+    """Map noise ``z`` of shape ``(B, z_dim)`` to images ``(B, img_channels, img_size, img_size)`` in [-1, 1].
+
+    Args:
+        z_dim: length of the noise vector.
+        img_channels: 1 (grey) or 3 (colour).
+        img_size: image side, ``base * 2**k`` with base 4..7 (28, 32, 64, ...).
+        base_channels: feature maps of the last hidden stage; each earlier stage has twice as many.
+    """
+
+    def __init__(self, *, z_dim: int = 100, img_channels: int = 1, img_size: int = 28,
+                 base_channels: int = 64) -> None:
+        super().__init__()
+        check_positive_int("z_dim", z_dim)
+        if img_channels not in (1, 3):
+            raise ValueError(f"img_channels must be 1 or 3, got {img_channels!r}")
+        check_positive_int("base_channels", base_channels)
+        base, n = stage_plan(img_size)
+        self.z_dim, self.img_channels, self.img_size = z_dim, img_channels, img_size
+        self.base_channels = base_channels
+        self.model_args = dict(z_dim=z_dim, img_channels=img_channels, img_size=img_size,
+                               base_channels=base_channels)
+
+        width = base_channels * 2 ** (n - 1)  # widest at the smallest side, halving as the side doubles
+        layers: list[nn.Module] = [
+            # (B, z_dim, 1, 1) -> (B, width, base, base): a transposed conv with kernel = base is a
+            # fully connected projection of z onto a base x base grid
+            nn.ConvTranspose2d(z_dim, width, kernel_size=base, stride=1, padding=0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        ]
+        for _ in range(n - 1):
+            # (B, width, s, s) -> (B, width / 2, 2s, 2s)
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, kernel_size=4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(inplace=True),
+            ]
+            width //= 2
+        # (B, base_channels, img_size / 2, ...) -> (B, img_channels, img_size, img_size)
+        layers += [nn.ConvTranspose2d(width, img_channels, kernel_size=4, stride=2, padding=1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        dcgan_init_(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must have shape (B, {self.z_dim}), got {tuple(z.shape)}")
+        return self.net(z[:, :, None, None])  # (B, z_dim) -> (B, z_dim, 1, 1)
+
+
+class DCGANDiscriminator(nn.Module):
+    """Map images ``(B, img_channels, img_size, img_size)`` in [-1, 1] to logits ``(B,)``.
+
+    Args:
+        img_channels: 1 or 3.
+        img_size: image side, ``base * 2**k`` with base 4..7.
+        base_channels: feature maps of the first stage; each later stage has twice as many.
+    """
+
+    def __init__(self, *, img_channels: int = 1, img_size: int = 28, base_channels: int = 64) -> None:
+        super().__init__()
+        if img_channels not in (1, 3):
+            raise ValueError(f"img_channels must be 1 or 3, got {img_channels!r}")
+        check_positive_int("base_channels", base_channels)
+        base, n = stage_plan(img_size)
+        self.img_channels, self.img_size, self.base_channels = img_channels, img_size, base_channels
+        self.model_args = dict(img_channels=img_channels, img_size=img_size, base_channels=base_channels)
+
+        width = base_channels
+        # no batch norm on the input layer, as in the paper
+        layers: list[nn.Module] = [
+            nn.Conv2d(img_channels, width, kernel_size=4, stride=2, padding=1),  # (B, width, size / 2, .)
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for _ in range(n - 1):
+            # (B, width, s, s) -> (B, 2 width, s / 2, s / 2)
+            layers += [
+                nn.Conv2d(width, width * 2, kernel_size=4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width *= 2
+        # (B, width, base, base) -> (B, 1, 1, 1): one logit per image
+        layers += [nn.Conv2d(width, 1, kernel_size=base, stride=1, padding=0)]
+        self.net = nn.Sequential(*layers)
+        dcgan_init_(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        expected = (self.img_channels, self.img_size, self.img_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        return self.net(x).flatten()  # (B, 1, 1, 1) -> (B,)

@@ -1,0 +1,542 @@
+"""The GAN training loop: one visible step for each player, and ``fit`` around them.
+
+Taught in ``book/04_implementation.ipynb``. GAN training is a two-player minimax game (Goodfellow et al.
+2014, https://arxiv.org/abs/1406.2661) played by alternating gradient steps: a step of the
+discriminator D on a real and a generated batch (:func:`d_step`), then a step of the generator G
+through D (:func:`g_step`). ``fit`` only organises those steps: device, mixed precision, the data
+order, the EMA of G, logging, progress bar, samples from fixed noise, checkpoints and exact resume.
+
+Exact resume: the batch order and every noise draw are functions of ``(seed, step)``, and a checkpoint
+holds every piece of state that changes (weights, optimiser moments, batch-norm statistics, EMA,
+history), so a run stopped and resumed ends with the same weights as one that never stopped (on the
+CPU; GPU kernels may be non-deterministic).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .losses import get_loss, gradient_penalty, r1_penalty
+from .utils import (check_choice, check_nonnegative_int, check_positive_float, check_positive_int,
+                    device_of, get_device)
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "fit",
+    "d_step",
+    "g_step",
+    "sample",
+    "make_optimizers",
+    "autocast_context",
+    "ema_decay",
+    "PRECISIONS",
+    "CALLBACK_EVENTS",
+]
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+CALLBACK_EVENTS = ("on_step_end", "on_sample")
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; saved into each checkpoint."""
+
+    steps: int = 2_000                  # generator updates in the whole run (a resume continues up to it)
+    batch_size: int = 64                # real images per discriminator step
+    lr_g: float = 2e-4                  # Adam learning rate of G
+    lr_d: float = 2e-4                  # Adam learning rate of D
+    betas: tuple[float, float] = (0.5, 0.999)  # beta1 = 0.5 as in DCGAN: 0.9 makes the game oscillate
+    loss: str = "non_saturating"        # a name from ganlab.losses.list_losses()
+    n_critic: int = 1                   # D steps per G step (5 is usual for WGAN-GP)
+    gp_weight: float = 0.0              # WGAN-GP lambda; 0 disables the gradient penalty
+    r1_weight: float = 0.0              # R1 gamma (the penalty is multiplied by gamma / 2); 0 disables
+    ema_half_life: float | None = None  # EMA of G, half-life in images (NVlabs' rule); None disables
+    device: str = "auto"                # "auto" (cuda > mps > cpu), or a torch device string
+    precision: str = "fp32"             # "fp32", "bf16" (CUDA/MPS) or "fp16" (CUDA); a no-op on the CPU
+    seed: int = 0                       # seeds weights' noise draws, batch order and the fixed noise
+    log_every: int = 10                 # steps between history entries
+    sample_every: int = 0               # steps between sample grids from fixed noise; 0: only at the end
+    n_samples: int = 64                 # images in each sample grid
+    checkpoint_every: int = 0           # steps between checkpoints (needs out_dir); 0: only at the end
+    max_minutes: float | None = None    # wall-clock budget of this call; None: no limit
+    progress: bool = True               # show a tqdm progress bar
+
+    def __post_init__(self) -> None:
+        check_positive_int("steps", self.steps)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_float("lr_g", self.lr_g)
+        check_positive_float("lr_d", self.lr_d)
+        betas = tuple(self.betas)
+        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        get_loss(self.loss)  # raises a ValueError naming `loss`
+        check_positive_int("n_critic", self.n_critic)
+        for name in ("gp_weight", "r1_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if self.ema_half_life is not None:
+            check_positive_float("ema_half_life", self.ema_half_life)
+        if not isinstance(self.device, (str, torch.device)):
+            raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        check_choice("precision", self.precision, PRECISIONS)
+        check_nonnegative_int("seed", self.seed)
+        check_positive_int("log_every", self.log_every)
+        check_nonnegative_int("sample_every", self.sample_every)
+        check_positive_int("n_samples", self.n_samples)
+        check_nonnegative_int("checkpoint_every", self.checkpoint_every)
+        if self.max_minutes is not None:
+            check_positive_float("max_minutes", self.max_minutes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        d["device"] = str(self.device)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"config: unknown field(s) {', '.join(unknown)}")
+        return cls(**dict(d))
+
+
+# settings that may change between a run and its resume without changing the result
+_RESUMABLE_CHANGES = {"steps", "device", "log_every", "sample_every", "n_samples", "checkpoint_every",
+                      "max_minutes", "progress"}
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns."""
+
+    G: nn.Module                        # the trained generator
+    D: nn.Module                        # the trained discriminator
+    G_ema: nn.Module | None             # the EMA of G (a plain copy of G's class), or None
+    history: dict[str, list[float]]     # logged values, one entry every `log_every` steps
+    samples: list[tuple[int, torch.Tensor]]  # (step, images in [-1, 1] on the CPU) from the fixed noise
+    step: int                           # generator updates done in total
+    config: TrainConfig
+    stopped: str                        # "steps" (finished) or "time" (max_minutes reached)
+    seconds: float                      # wall-clock time of this call
+    checkpoint: Path | None = None      # the last checkpoint written, if any
+
+    @property
+    def generator(self) -> nn.Module:
+        """The generator to sample from: the EMA copy when there is one."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+
+# --- precision -------------------------------------------------------------------------------------
+
+def autocast_context(device: torch.device, precision: str):
+    """Autocast for ``bf16``/``fp16`` on accelerators; a no-op for ``fp32`` and on the CPU.
+
+    ``fp16`` needs CUDA (its gradients need a scaler); ``bf16`` needs CUDA with bf16 support or MPS.
+    """
+    check_choice("precision", precision, PRECISIONS)
+    if precision == "fp32" or device.type == "cpu":
+        return nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision: 'fp16' needs a CUDA device, got {device.type!r}")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("precision: 'bf16' is not supported by this GPU; use 'fp16'")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    # one scaler per optimiser; only fp16 on CUDA needs one, elsewhere it is a pass-through
+    enabled = precision == "fp16" and device.type == "cuda"
+    return torch.amp.GradScaler(device.type if enabled else "cpu", enabled=enabled)
+
+
+# --- the two steps ---------------------------------------------------------------------------------
+
+def _noise(n: int, z_dim: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(n, z_dim, generator=generator).to(device)
+
+
+def _d_update(G, D, real, opt_d, d_loss_fn, *, fake=None, gp_weight=0.0, r1_weight=0.0, scaler=None,
+              autocast=None, generator=None) -> dict[str, torch.Tensor]:
+    autocast = autocast if autocast is not None else nullcontext()
+    if fake is None:
+        with torch.no_grad(), autocast:
+            fake = G(_noise(real.shape[0], G.z_dim, real.device, generator))
+    with autocast:
+        real_logits = D(real)
+        fake_logits = D(fake.detach())  # no gradient flows into G in D's step
+        loss = d_loss_fn(real_logits.float(), fake_logits.float())
+    stats = {"d_loss": loss.detach(), "d_real": real_logits.detach().float().mean(),
+             "d_fake": fake_logits.detach().float().mean()}
+    # the penalties run outside autocast, in fp32: double backward is then AMP-safe without unscaling
+    if gp_weight > 0:
+        gp = gradient_penalty(D, real.float(), fake.float(), generator=generator)
+        loss = loss + gp_weight * gp
+        stats["gp"] = gp.detach()
+    if r1_weight > 0:
+        r1 = r1_penalty(D, real.float())
+        loss = loss + 0.5 * r1_weight * r1
+        stats["r1"] = r1.detach()
+    opt_d.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt_d)
+        scaler.update()
+    else:
+        loss.backward()
+        opt_d.step()
+    return stats
+
+
+def _g_update(G, D, batch_size, opt_g, g_loss_fn, *, fake=None, scaler=None, autocast=None,
+              generator=None) -> dict[str, torch.Tensor]:
+    autocast = autocast if autocast is not None else nullcontext()
+    d_params = [p for p in D.parameters() if p.requires_grad]
+    for p in d_params:  # D's weights are constants here: skip their gradients (saves a third of D's backward)
+        p.requires_grad_(False)
+    try:
+        with autocast:
+            if fake is None:
+                fake = G(_noise(batch_size, G.z_dim, device_of(G), generator))
+            loss = g_loss_fn(D(fake).float())
+        opt_g.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt_g)
+            scaler.update()
+        else:
+            loss.backward()
+            opt_g.step()
+    finally:
+        for p in d_params:
+            p.requires_grad_(True)
+    return {"g_loss": loss.detach()}
+
+
+def _floats(stats: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    values = torch.stack([v.float() for v in stats.values()]).tolist()  # one device sync for all
+    return dict(zip(stats, values))
+
+
+def d_step(G: nn.Module, D: nn.Module, real: torch.Tensor, opt_d: torch.optim.Optimizer,
+           d_loss_fn: Callable, *, fake: torch.Tensor | None = None, gp_weight: float = 0.0,
+           r1_weight: float = 0.0, generator: torch.Generator | None = None) -> dict[str, float]:
+    """One discriminator update on ``real`` and a generated batch; returns the logged values as floats.
+
+    ``fake`` (detached inside) reuses a generated batch; otherwise G makes one from fresh noise.
+    Keys: ``d_loss``, ``d_real`` and ``d_fake`` (mean logits), plus ``gp`` / ``r1`` when enabled.
+    """
+    return _floats(_d_update(G, D, real, opt_d, d_loss_fn, fake=fake, gp_weight=gp_weight,
+                             r1_weight=r1_weight, generator=generator))
+
+
+def g_step(G: nn.Module, D: nn.Module, batch_size: int, opt_g: torch.optim.Optimizer, g_loss_fn: Callable,
+           *, fake: torch.Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, float]:
+    """One generator update through D (whose weights are held fixed); returns ``{"g_loss": float}``.
+
+    ``fake`` must still carry G's graph when given (for example the batch D was just trained on).
+    """
+    check_positive_int("batch_size", batch_size)
+    return _floats(_g_update(G, D, batch_size, opt_g, g_loss_fn, fake=fake, generator=generator))
+
+
+def make_optimizers(G: nn.Module, D: nn.Module, config: TrainConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for each player with the config's learning rates and betas."""
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
+    return opt_g, opt_d
+
+
+def ema_decay(batch_size: int, half_life_images: float) -> float:
+    """Per-step EMA decay with a half-life in images: ``0.5 ** (batch_size / half_life)`` (Karras et al.)."""
+    check_positive_int("batch_size", batch_size)
+    check_positive_float("half_life_images", half_life_images)
+    return 0.5 ** (batch_size / half_life_images)
+
+
+# --- sampling --------------------------------------------------------------------------------------
+
+def _unwrap(G: nn.Module) -> nn.Module:
+    return G.module if isinstance(G, AveragedModel) else G
+
+
+@torch.no_grad()
+def sample(G: nn.Module, n: int, *, seed: int | None = 0, z: torch.Tensor | None = None,
+           batch_size: int = 500) -> torch.Tensor:
+    """``n`` images from ``G`` in [-1, 1], on the CPU; G runs in eval mode (its mode is restored after).
+
+    The noise comes from ``seed`` (reproducible on any device) unless ``z`` is given.
+    """
+    check_positive_int("n", n)
+    check_positive_int("batch_size", batch_size)
+    G = _unwrap(G)
+    device = device_of(G)
+    if z is None:
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        z = torch.randn(n, G.z_dim, generator=gen)
+    elif z.shape[0] != n:
+        raise ValueError(f"z must have n={n} rows, got {tuple(z.shape)}")
+    was_training = G.training
+    G.eval()
+    try:
+        out = [G(chunk.to(device)).float().cpu() for chunk in z.split(batch_size)]
+    finally:
+        G.train(was_training)
+    return torch.cat(out)
+
+
+# --- data order ------------------------------------------------------------------------------------
+
+class _Batches:
+    """Batches as a pure function of ``(seed, index)``: a fixed permutation per epoch, last partial batch dropped."""
+
+    def __init__(self, data: Any, batch_size: int, seed: int) -> None:
+        if isinstance(data, torch.Tensor):
+            self.images, self.dataset = data, None
+        elif isinstance(data, TensorDataset):
+            self.images, self.dataset = data.tensors[0], None
+        elif isinstance(getattr(data, "images", None), torch.Tensor) and getattr(data, "transform", None) is None:
+            self.images, self.dataset = data.images, None  # ganlab datasets keep the whole split in memory
+        elif isinstance(data, Dataset) or hasattr(data, "__getitem__"):
+            self.images, self.dataset = None, data
+        else:
+            raise TypeError(f"data must be a tensor of images or a Dataset, got {type(data).__name__}")
+        self.n = len(self.images) if self.images is not None else len(self.dataset)
+        if self.n < batch_size:
+            raise ValueError(f"batch_size ({batch_size}) is larger than the dataset ({self.n} images)")
+        self.batch_size, self.seed = batch_size, seed
+        self.per_epoch = self.n // batch_size
+        self._epoch, self._perm = -1, None
+
+    def __call__(self, index: int) -> torch.Tensor:
+        epoch, i = divmod(index, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+        if self.images is not None:
+            return self.images[idx]
+        items = [self.dataset[int(j)] for j in idx]
+        return torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
+
+
+def _step_generator(seed: int, index: int) -> torch.Generator:
+    # a fresh CPU generator per draw: the noise of step k never depends on how the run got there
+    return torch.Generator().manual_seed((seed + 1) * 7_919_104_729 + index)
+
+
+# --- fit -------------------------------------------------------------------------------------------
+
+def _check_callbacks(callbacks: Mapping[str, Iterable[Callable]] | None) -> dict[str, list[Callable]]:
+    if callbacks is None:
+        return {}
+    if not isinstance(callbacks, Mapping):
+        raise TypeError("callbacks must be a dict like {'on_step_end': [fn, ...]}")
+    out = {}
+    for event, fns in callbacks.items():
+        check_choice("callbacks event", event, CALLBACK_EVENTS)
+        fns = [fns] if callable(fns) else list(fns)
+        if not all(callable(f) for f in fns):
+            raise TypeError(f"callbacks[{event!r}] must hold callables")
+        out[event] = fns
+    return out
+
+
+def _save_grid(images: torch.Tensor, path: Path) -> None:
+    from torchvision.utils import save_image
+
+    from .utils import atomic_write
+
+    nrow = max(1, int(math.sqrt(len(images))))
+    atomic_write(path, lambda tmp: save_image(images, tmp, format="png", nrow=nrow, normalize=True,
+                                              value_range=(-1, 1)))
+
+
+def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None, *,
+        out_dir: str | Path | None = None, resume: bool | str | Path = False,
+        callbacks: Mapping[str, Iterable[Callable]] | None = None) -> TrainResult:
+    """Train ``G`` against ``D`` on ``data`` (a tensor of images in [-1, 1], or a dataset of them).
+
+    Args:
+        G, D: the generator (with a ``z_dim`` attribute) and the discriminator (returning logits).
+        data: images ``(N, C, H, W)`` in [-1, 1], a ``TensorDataset`` or any dataset of ``(image, label)``.
+        config: a :class:`TrainConfig` (defaults when ``None``).
+        out_dir: folder for ``checkpoint.pt`` and sample grids; ``None`` writes nothing.
+        resume: ``True`` continues from ``out_dir/checkpoint.pt`` when it exists; a path continues from
+            that checkpoint. The config must match the checkpoint's except for steps, device, logging,
+            sampling, checkpoint interval, time budget and progress bar.
+        callbacks: ``{"on_step_end": [fn], "on_sample": [fn]}``; each ``fn(state)`` gets a namespace with
+            ``step``, ``G``, ``D``, ``G_ema``, ``history``, ``config`` (and ``images`` for ``on_sample``).
+
+    The modules are trained in place (moved to the config's device) and returned in the result.
+    """
+    config = config if config is not None else TrainConfig()
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(G, nn.Module) or not hasattr(G, "z_dim"):
+        raise TypeError("G must be an nn.Module with a `z_dim` attribute")
+    if not isinstance(D, nn.Module):
+        raise TypeError("D must be an nn.Module")
+    cbs = _check_callbacks(callbacks)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if resume is True and out_dir is None:
+        raise ValueError("resume=True needs out_dir (the folder holding checkpoint.pt)")
+
+    device = get_device(config.device)
+    autocast = autocast_context(device, config.precision)
+    G.to(device).train()
+    D.to(device).train()
+    d_loss_fn, g_loss_fn = get_loss(config.loss)
+    opt_g, opt_d = make_optimizers(G, D, config)
+    scaler_g, scaler_d = _scaler(device, config.precision), _scaler(device, config.precision)
+    G_ema = None
+    if config.ema_half_life is not None:
+        decay = ema_decay(config.batch_size, config.ema_half_life)
+        G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    history: dict[str, list[float]] = {}
+    samples: list[tuple[int, torch.Tensor]] = []
+    step = 0
+
+    ckpt_path = None
+    if resume is not False:
+        ckpt_path = Path(resume) if resume is not True else out_dir / CHECKPOINT_NAME
+        if ckpt_path.exists() or resume is not True:
+            state = load_checkpoint(ckpt_path, map_location=device)
+            saved = TrainConfig.from_dict(state["config"]).to_dict()
+            differ = [k for k, v in config.to_dict().items() if k not in _RESUMABLE_CHANGES and saved[k] != v]
+            if differ:
+                raise ValueError(f"resume: the config differs from the checkpoint's in {', '.join(differ)}")
+            G.load_state_dict(state["G"])
+            D.load_state_dict(state["D"])
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
+            scaler_g.load_state_dict(state["scaler_g"])
+            scaler_d.load_state_dict(state["scaler_d"])
+            if G_ema is not None:
+                G_ema.load_state_dict(state["G_ema"])
+            history = {k: list(v) for k, v in state["history"].items()}
+            step = int(state["step"])
+
+    fixed_z = torch.randn(config.n_samples, G.z_dim, generator=torch.Generator().manual_seed(config.seed))
+    batches = _Batches(data, config.batch_size, config.seed)
+
+    def make_state(**extra):
+        return SimpleNamespace(step=step, G=G, D=D, G_ema=_unwrap(G_ema) if G_ema is not None else None,
+                               history=history, config=config, **extra)
+
+    def take_samples():
+        images = sample(G_ema if G_ema is not None else G, config.n_samples, z=fixed_z)
+        samples.append((step, images))
+        if out_dir is not None:
+            _save_grid(images, out_dir / f"samples_{step:06d}.png")
+        for fn in cbs.get("on_sample", []):
+            fn(make_state(images=images))
+
+    def write_checkpoint() -> Path:
+        from .models import GAN_REGISTRY
+
+        name = next((k for k, (gc, dc) in GAN_REGISTRY.items()
+                     if type(G) is gc and type(D) is dc), None)
+        return save_checkpoint(
+            out_dir / CHECKPOINT_NAME, model=name, g_args=getattr(G, "model_args", None),
+            d_args=getattr(D, "model_args", None), G=G, D=D, opt_g=opt_g, opt_d=opt_d,
+            scaler_g=scaler_g, scaler_d=scaler_d, G_ema=G_ema, config=config.to_dict(), step=step,
+            history=history)
+
+    start = time.perf_counter()
+    deadline = start + 60.0 * config.max_minutes if config.max_minutes is not None else math.inf
+    last_ckpt: Path | None = None
+    last_ckpt_step = -1
+    stopped = "steps"
+    bar = tqdm(total=config.steps, initial=min(step, config.steps), disable=not config.progress,
+               desc="training", unit="step", dynamic_ncols=True, mininterval=0.5)
+    try:
+        while step < config.steps:
+            if time.perf_counter() >= deadline:
+                stopped = "time"
+                break
+            for j in range(config.n_critic):
+                index = step * config.n_critic + j
+                gen = _step_generator(config.seed, index)
+                real = batches(index).to(device, non_blocking=True)
+                last = j == config.n_critic - 1
+                with autocast, torch.set_grad_enabled(last):  # only the last batch feeds G's step
+                    fake = G(_noise(real.shape[0], G.z_dim, device, gen))
+                d_stats = _d_update(G, D, real, opt_d, d_loss_fn, fake=fake,
+                                    gp_weight=config.gp_weight, r1_weight=config.r1_weight,
+                                    scaler=scaler_d, autocast=autocast, generator=gen)
+            # G's step reuses the last generated batch, still attached to G's graph (as pytorch/examples)
+            g_stats = _g_update(G, D, config.batch_size, opt_g, g_loss_fn, fake=fake, scaler=scaler_g,
+                                autocast=autocast)
+            if G_ema is not None:
+                G_ema.update_parameters(G)
+            step += 1
+            if not (torch.isfinite(d_stats["d_loss"]) and torch.isfinite(g_stats["g_loss"])):
+                raise FloatingPointError(
+                    f"training diverged at step {step}: d_loss={float(d_stats['d_loss'])}, "
+                    f"g_loss={float(g_stats['g_loss'])}; the last good checkpoint "
+                    f"({last_ckpt if last_ckpt is not None else 'none written'}) was kept. "
+                    f"Lower the learning rates or use a bounded loss (hinge, least_squares).")
+            bar.update(1)
+            if step % config.log_every == 0 or step == config.steps:
+                row = {"step": step, **_floats({**d_stats, **g_stats}),
+                       "seconds": time.perf_counter() - start}
+                for k, v in row.items():
+                    history.setdefault(k, []).append(v)
+                bar.set_postfix(d_loss=f"{row['d_loss']:.3f}", g_loss=f"{row['g_loss']:.3f}", refresh=False)
+            if config.sample_every and step % config.sample_every == 0:
+                take_samples()
+            if out_dir is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
+                last_ckpt, last_ckpt_step = write_checkpoint(), step
+            for fn in cbs.get("on_step_end", []):
+                fn(make_state())
+    finally:
+        bar.close()
+    if not samples or samples[-1][0] != step:
+        take_samples()
+    if out_dir is not None and last_ckpt_step != step:
+        last_ckpt = write_checkpoint()
+    return TrainResult(G=G, D=D, G_ema=copy.deepcopy(_unwrap(G_ema)) if G_ema is not None else None,
+                       history=history, samples=samples, step=step, config=config, stopped=stopped,
+                       seconds=time.perf_counter() - start, checkpoint=last_ckpt)
+
+
+def load_generator(checkpoint: str | Path, *, ema: bool = True, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the generator saved in a checkpoint written by :func:`fit` (its EMA weights when present)."""
+    from .models import GAN_REGISTRY
+
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    name = state.get("model")
+    if name not in GAN_REGISTRY or not isinstance(state.get("g_args"), dict):
+        raise ValueError(f"checkpoint: {checkpoint} does not name a registered model (model={name!r})")
+    G = GAN_REGISTRY[name][0](**state["g_args"])
+    if ema and state.get("G_ema") is not None:
+        weights = {k[len("module."):]: v for k, v in state["G_ema"].items() if k.startswith("module.")}
+    else:
+        weights = state["G"]
+    G.load_state_dict(weights)
+    return G.to(get_device(device)).eval()
+
+
+__all__.append("load_generator")

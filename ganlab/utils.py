@@ -1,0 +1,144 @@
+"""Small shared helpers: device resolution, seeding, atomic file writes, argument checks.
+
+Device rule (see STYLE.md, rule 7): resolve the device once with :func:`get_device`, then derive it
+from parameters everywhere else with :func:`device_of`. Nothing in ganlab calls ``.cuda()``.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "get_device",
+    "device_of",
+    "seed_everything",
+    "atomic_write",
+    "check_positive_int",
+    "check_nonnegative_int",
+    "check_positive_float",
+    "check_probability",
+    "check_choice",
+]
+
+
+def get_device(device: str | torch.device = "auto") -> torch.device:
+    """Return a :class:`torch.device`; ``"auto"`` picks CUDA, then MPS, then the CPU.
+
+    Uses ``torch.accelerator`` where this torch has it, with a fallback for older releases.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
+    if device != "auto":
+        try:
+            dev = torch.device(device)
+        except RuntimeError as exc:
+            raise ValueError(f"device: unknown device {device!r} ({exc})") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} was asked for but CUDA is not available here")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device: {device!r} was asked for but MPS is not available here")
+        return dev
+    accel = getattr(torch, "accelerator", None)
+    if accel is not None and accel.is_available():
+        cur = accel.current_accelerator()
+        if cur is not None and cur.type in ("cuda", "mps"):
+            return torch.device(cur.type)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_of(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter (or buffer); the CPU for a module with neither."""
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch, and return a CPU ``torch.Generator`` seeded with ``seed``."""
+    check_nonnegative_int("seed", seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp_path)`` and then rename the file onto ``path``.
+
+    The rename is atomic on POSIX and Windows, so a crash mid-write never leaves a half-written file
+    where a good one used to be.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        with open(tmp_path, "rb+") as fh:  # flush to disk before the rename makes it visible
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return path
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int > 0."""
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_nonnegative_int(name: str, value: Any) -> int:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int >= 0."""
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_probability(name: str, value: Any, *, open_right: bool = True) -> float:
+    """Raise ``ValueError`` naming ``name`` unless ``0 <= value < 1`` (or ``<= 1``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    upper_ok = value < 1 if open_right else value <= 1
+    if not (0 <= value and upper_ok):
+        raise ValueError(f"{name} must be in [0, {'1)' if open_right else '1]'}, got {value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
