@@ -1,0 +1,190 @@
+"""Command line for long runs outside notebooks: ``python -m ganlab {train,sample} ...``.
+
+Examples::
+
+    python -m ganlab train dcgan --data mnist --minutes 3 --out runs/dcgan
+    python -m ganlab train dcgan --data mnist --steps 5000 --out runs/dcgan --resume
+    python -m ganlab sample runs/dcgan --n 2000 --out samples.npy
+
+``train`` stops after ``--minutes`` of wall-clock time or ``--steps`` generator updates, whichever comes
+first, and leaves ``checkpoint.pt`` and sample grids in ``--out``. ``sample`` writes an ``(N, H, W)``
+float32 array in [0, 1] (``(N, C, H, W)`` for colour), using the EMA weights when the checkpoint has
+them; MNIST images are 28 x 28. A bad argument exits with status 2 and one line naming it.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+# the settings the command line trains MNIST with, chosen by measuring quality after 3 CPU minutes
+# (see book/04_implementation.ipynb and benchmarks/); every one can be overridden by a flag
+MNIST_DEFAULTS = dict(z_dim=64, base_channels=32, batch_size=64, lr_g=2e-4, lr_d=2e-4,
+                      ema_half_life=10_000.0, loss="non_saturating")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (``ganlab: error: argument --n: ...``) and exit status 2."""
+
+    def error(self, message: str):  # noqa: D401
+        sys.stderr.write(f"ganlab: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .losses import list_losses
+    from .models import list_models
+    from .train import PRECISIONS
+
+    parser = _Parser(prog="ganlab", description="Train GANs and sample from them (the GAN Lab book's CLI).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a GAN; stops after --minutes or --steps, whichever first")
+    t.add_argument("model", choices=list_models(), help="registered GAN name")
+    t.add_argument("--data", choices=["mnist"], default="mnist", help="dataset (default: mnist)")
+    t.add_argument("--out", type=Path, required=True, help="output folder for checkpoint.pt and sample grids")
+    t.add_argument("--minutes", type=_positive_float, default=None, help="wall-clock budget in minutes")
+    t.add_argument("--steps", type=_positive_int, default=None, help="generator updates (default: no limit "
+                                                                      "when --minutes is given)")
+    t.add_argument("--data-root", type=Path, default=None, help="data folder (default: $GANLAB_DATA, "
+                                                                "else the user cache)")
+    t.add_argument("--download", action="store_true", help="download MNIST with torchvision if missing")
+    t.add_argument("--batch-size", type=_positive_int, default=MNIST_DEFAULTS["batch_size"])
+    t.add_argument("--z-dim", type=_positive_int, default=MNIST_DEFAULTS["z_dim"])
+    t.add_argument("--base-channels", type=_positive_int, default=MNIST_DEFAULTS["base_channels"])
+    t.add_argument("--lr-g", type=_positive_float, default=MNIST_DEFAULTS["lr_g"])
+    t.add_argument("--lr-d", type=_positive_float, default=MNIST_DEFAULTS["lr_d"])
+    t.add_argument("--loss", choices=list_losses(), default=MNIST_DEFAULTS["loss"])
+    t.add_argument("--ema-half-life", type=float, default=MNIST_DEFAULTS["ema_half_life"],
+                   help="EMA half-life in images; 0 turns the EMA off")
+    t.add_argument("--seed", type=_nonnegative_int, default=0)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    t.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    t.add_argument("--checkpoint-every", type=_nonnegative_int, default=500,
+                   help="steps between checkpoints (0: only at the end)")
+    t.add_argument("--sample-every", type=_nonnegative_int, default=1000,
+                   help="steps between sample grids (0: only at the end)")
+    t.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt if it exists")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("sample", help="write N samples as a float32 .npy array in [0, 1]")
+    s.add_argument("run_dir", type=Path, help="a folder written by `ganlab train` (or a checkpoint file)")
+    s.add_argument("--n", type=_positive_int, required=True, help="number of images")
+    s.add_argument("--out", type=Path, required=True, help="output .npy file")
+    s.add_argument("--seed", type=_nonnegative_int, default=0)
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA weights exist")
+    s.add_argument("--device", default="cpu")
+    return parser
+
+
+def _train(args, parser) -> int:
+    import torch  # noqa: F401  (imported here so `--help` stays fast)
+
+    from .data import MNIST
+    from .models import build_gan
+    from .train import TrainConfig, fit
+
+    if args.minutes is None and args.steps is None:
+        parser.error("argument --minutes/--steps: give at least one of them")
+    if not math.isfinite(args.ema_half_life) or args.ema_half_life < 0:
+        parser.error(f"argument --ema-half-life: must be >= 0, got {args.ema_half_life}")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"argument --out: {args.out} exists and is not a folder")
+    try:
+        data = MNIST(args.data_root, train=True, img_size=28, download=args.download)
+    except FileNotFoundError as exc:
+        parser.error(f"argument --data: {exc}")
+    try:
+        G, D = build_gan(args.model, z_dim=args.z_dim, img_channels=1, img_size=28,
+                         base_channels=args.base_channels)
+        config = TrainConfig(
+            steps=args.steps if args.steps is not None else 10**9, batch_size=args.batch_size,
+            lr_g=args.lr_g, lr_d=args.lr_d, loss=args.loss, seed=args.seed, device=args.device,
+            precision=args.precision, ema_half_life=args.ema_half_life or None,
+            checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
+            max_minutes=args.minutes, progress=not args.quiet)
+    except ValueError as exc:
+        parser.error(f"argument --{str(exc).split()[0].replace('_', '-')}: {exc}")
+    start = time.perf_counter()
+    result = fit(G, D, data, config, out_dir=args.out, resume=args.resume)
+    print(f"trained {result.step} steps ({result.step * config.batch_size:,} images) in "
+          f"{time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: {result.checkpoint}")
+    return 0
+
+
+def _sample(args, parser) -> int:
+    import numpy as np
+
+    from .checkpoint import CheckpointError
+    from .train import CHECKPOINT_NAME, load_generator, sample
+
+    path = args.run_dir / CHECKPOINT_NAME if args.run_dir.is_dir() else args.run_dir
+    if not path.is_file():
+        parser.error(f"argument run_dir: no checkpoint at {path}")
+    if args.out.suffix != ".npy":
+        parser.error(f"argument --out: must end in .npy, got {args.out}")
+    try:
+        G = load_generator(path, ema=not args.no_ema, device=args.device)
+    except (CheckpointError, ValueError) as exc:
+        parser.error(f"argument run_dir: {exc}")
+    images = sample(G, args.n, seed=args.seed)                    # (N, C, H, W) in [-1, 1]
+    images = ((images + 1) / 2).clamp_(0, 1)                      # -> [0, 1]
+    if images.shape[1] == 1:
+        images = images[:, 0]                                     # (N, H, W) for grey images
+    if images.shape[-1] == 32 and G.img_channels == 1:
+        images = images[..., 2:30, 2:30]                          # MNIST trained padded: back to 28 x 28
+    array = images.numpy().astype(np.float32)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    from .utils import atomic_write
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare temp name
+            np.save(fh, array)
+
+    atomic_write(args.out, write)
+    print(f"wrote {array.shape[0]} samples of shape {tuple(array.shape[1:])} to {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        return _train(args, parser)
+    return _sample(args, parser)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""The command line: train then sample, and one-line errors that name the argument."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ganlab.__main__ import main
+from ganlab.data import data_root
+
+HAVE_MNIST = (data_root() / "MNIST" / "raw").is_dir()
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="no MNIST files under GANLAB_DATA")
+def test_train_then_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "dcgan", "--data", "mnist", "--steps", "3", "--out", str(out), "--quiet",
+                 "--sample-every", "0"]) == 0
+    assert "trained 3 steps" in capsys.readouterr().out
+    assert (out / "checkpoint.pt").is_file()
+    # a second call resumes and continues up to the new step count
+    assert main(["train", "dcgan", "--steps", "5", "--out", str(out), "--quiet", "--resume"]) == 0
+    assert "trained 5 steps" in capsys.readouterr().out
+    npy = tmp_path / "s.npy"
+    assert main(["sample", str(out), "--n", "12", "--out", str(npy)]) == 0
+    array = np.load(npy)
+    assert array.shape == (12, 28, 28) and array.dtype == np.float32
+    assert array.min() >= 0 and array.max() <= 1
+    assert main(["sample", str(out), "--n", "12", "--out", str(npy), "--seed", "0"]) == 0
+    assert np.array_equal(np.load(npy), array)  # seeded
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["sample", "RUN", "--n", "0", "--out", "x.npy"], "--n"),
+    (["sample", "RUN", "--n", "five", "--out", "x.npy"], "--n"),
+    (["sample", "MISSING", "--n", "3", "--out", "x.npy"], "run_dir"),
+    (["train", "dcgan", "--out", "OUT"], "--minutes/--steps"),
+    (["train", "dcgan", "--out", "OUT", "--minutes", "-1"], "--minutes"),
+    (["train", "dcgan", "--out", "OUT", "--steps", "2.5"], "--steps"),
+    (["train", "nogan", "--out", "OUT", "--steps", "2"], "model"),
+    (["train", "dcgan", "--out", "OUT", "--steps", "2", "--data", "cifar"], "--data"),
+    (["train", "dcgan", "--out", "OUT", "--steps", "2", "--ema-half-life", "-5"], "--ema-half-life"),
+])
+def test_bad_arguments_exit_2_with_one_line_naming_them(tmp_path, capsys, argv, name):
+    argv = [a.replace("RUN", str(tmp_path)).replace("MISSING", str(tmp_path / "missing"))
+            .replace("OUT", str(tmp_path / "out")) for a in argv]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("ganlab: error: ") and name in err
+
+
+def test_module_entry_point_runs():
+    proc = subprocess.run([sys.executable, "-m", "ganlab", "sample", "--n", "1"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("ganlab: error:")

@@ -1,0 +1,80 @@
+"""Every registered GAN on every available device: shapes, ranges, logits, argument checks."""
+import pytest
+import torch
+
+import ganlab as gl
+from ganlab.models import DCGANDiscriminator, DCGANGenerator, build_gan, list_models, stage_plan
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("img_size, img_channels", [(28, 1), (32, 1), (32, 3), (64, 3)])
+def test_shapes_range_and_logits(name, img_size, img_channels, device):
+    torch.manual_seed(0)
+    G, D = build_gan(name, z_dim=16, img_channels=img_channels, img_size=img_size, base_channels=8)
+    G, D = G.to(device), D.to(device)
+    z = torch.randn(5, 16).to(device)  # inputs made on the CPU, then moved
+    x = G(z)
+    assert x.shape == (5, img_channels, img_size, img_size)
+    assert x.min() >= -1 and x.max() <= 1  # tanh output
+    logits = D(x)
+    assert logits.shape == (5,)
+    # D returns raw logits, not probabilities: scaling its last layer moves them outside [0, 1]
+    with torch.no_grad():
+        D.net[-1].weight.mul_(1000)
+    assert (D(x).abs() > 1).any()
+    assert G.z_dim == 16 and G.img_size == img_size and G.img_channels == img_channels
+
+
+def test_stage_plan():
+    assert stage_plan(28) == (7, 2)
+    assert stage_plan(32) == (4, 3)
+    assert stage_plan(64) == (4, 4)
+    assert stage_plan(12) == (6, 1)
+    for bad in (3, 7, 36, 100, 0):
+        with pytest.raises(ValueError, match="img_size"):
+            stage_plan(bad)
+
+
+def test_widths_follow_base_channels():
+    G = DCGANGenerator(z_dim=10, img_size=32, base_channels=16)
+    convs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.out_channels for c in convs] == [64, 32, 16, 1]
+    D = DCGANDiscriminator(img_size=32, base_channels=16)
+    assert [c.out_channels for c in D.modules() if isinstance(c, torch.nn.Conv2d)] == [16, 32, 64, 1]
+
+
+def test_argument_errors_name_the_argument():
+    with pytest.raises(ValueError, match="z_dim"):
+        DCGANGenerator(z_dim=0)
+    with pytest.raises(ValueError, match="img_channels"):
+        DCGANGenerator(img_channels=2)
+    with pytest.raises(ValueError, match="base_channels"):
+        DCGANDiscriminator(base_channels=-4)
+    with pytest.raises(ValueError, match="img_size"):
+        DCGANDiscriminator(img_size=30)
+    with pytest.raises(ValueError, match="z must have shape"):
+        DCGANGenerator(z_dim=8)(torch.randn(2, 9))
+    with pytest.raises(ValueError, match="x must have shape"):
+        DCGANDiscriminator(img_size=28)(torch.randn(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="name must be one of"):
+        build_gan("stylegan9")
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        build_gan("dcgan", ngf=64)
+
+
+def test_build_gan_splits_widths():
+    G, D = build_gan("dcgan", img_size=28, g_base_channels=8, d_base_channels=4)
+    assert G.base_channels == 8 and D.base_channels == 4
+
+
+def test_model_args_rebuild_the_same_network():
+    G = DCGANGenerator(z_dim=12, img_size=32, base_channels=8)
+    clone = DCGANGenerator(**G.model_args)
+    clone.load_state_dict(G.state_dict())  # strict: raises on any missing or unexpected key
+    z = torch.randn(2, 12)
+    G.eval(), clone.eval()
+    assert torch.equal(G(z), clone(z))
+    assert gl.models.MNISTClassifier()(torch.zeros(3, 1, 32, 32)).shape == (3, 10)
