@@ -61,7 +61,7 @@ def ganlab_loop(G, D, data: torch.Tensor, steps: int, batch_size: int, lr: float
                             progress=False, ema_half_life=ema, n_samples=1)
     start = time.perf_counter()
     gl.fit(G, D, data, config)
-    if G.net[0].weight.device.type == "cuda":
+    if gl.device_of(G).type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
 

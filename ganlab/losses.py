@@ -125,23 +125,24 @@ def _grad_of(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, *, target: float = 1.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
     """WGAN-GP penalty (Gulrajani et al. 2017): mean of ``(‖∇ D(x̂)‖₂ - target)²`` at ``x̂ = ε x + (1 - ε) x̃``.
 
     ``ε ~ U(0, 1)`` per sample, ``x`` real, ``x̃`` generated (detached). Multiply by the weight (λ = 10 in
-    the paper) yourself. The graph is kept, so the penalty can be back-propagated into D.
+    the paper) yourself. The graph is kept, so the penalty can be back-propagated into D. A
+    class-conditional D gets ``labels`` (the real and generated batches share them).
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
     eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     eps = torch.rand(eps_shape, generator=generator, device="cpu").to(real)
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    grad = _grad_of(D(x_hat), x_hat)
+    grad = _grad_of(D(x_hat) if labels is None else D(x_hat, labels), x_hat)
     return (grad.norm(2, dim=1) - target).pow(2).mean()
 
 
-def r1_penalty(D: nn.Module, real: torch.Tensor) -> torch.Tensor:
+def r1_penalty(D: nn.Module, real: torch.Tensor, *, labels: torch.Tensor | None = None) -> torch.Tensor:
     """R1 penalty (Mescheder et al. 2018): mean of ``‖∇ D(x)‖₂²`` at real ``x``; multiply by ``γ / 2`` yourself."""
     x = real.detach().requires_grad_(True)
-    grad = _grad_of(D(x), x)
+    grad = _grad_of(D(x) if labels is None else D(x, labels), x)
     return grad.pow(2).sum(dim=1).mean()

@@ -45,6 +45,7 @@ __all__ = [
     "make_optimizers",
     "autocast_context",
     "ema_decay",
+    "balanced_labels",
     "PRECISIONS",
     "CALLBACK_EVENTS",
 ]
@@ -177,25 +178,38 @@ def _noise(n: int, z_dim: int, device: torch.device, generator: torch.Generator 
     return torch.randn(n, z_dim, generator=generator).to(device)
 
 
-def _d_update(G, D, real, opt_d, d_loss_fn, *, fake=None, gp_weight=0.0, r1_weight=0.0, scaler=None,
-              autocast=None, generator=None) -> dict[str, torch.Tensor]:
+def _call(net: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    # class-conditional networks take labels as a second argument; unconditional ones take none
+    return net(x) if y is None else net(x, y)
+
+
+def _random_labels(G: nn.Module, n: int, generator: torch.Generator | None) -> torch.Tensor | None:
+    num_classes = getattr(_unwrap(G), "num_classes", None)
+    if num_classes is None:
+        return None
+    return torch.randint(num_classes, (n,), generator=generator).to(device_of(G))
+
+
+def _d_update(G, D, real, opt_d, d_loss_fn, *, labels=None, fake=None, gp_weight=0.0, r1_weight=0.0,
+              scaler=None, autocast=None, generator=None) -> dict[str, torch.Tensor]:
+    # `labels` (class-conditional GANs only) are the real batch's; the fakes are made for the same labels
     autocast = autocast if autocast is not None else nullcontext()
     if fake is None:
         with torch.no_grad(), autocast:
-            fake = G(_noise(real.shape[0], G.z_dim, real.device, generator))
+            fake = _call(G, _noise(real.shape[0], G.z_dim, real.device, generator), labels)
     with autocast:
-        real_logits = D(real)
-        fake_logits = D(fake.detach())  # no gradient flows into G in D's step
+        real_logits = _call(D, real, labels)
+        fake_logits = _call(D, fake.detach(), labels)  # no gradient flows into G in D's step
         loss = d_loss_fn(real_logits.float(), fake_logits.float())
     stats = {"d_loss": loss.detach(), "d_real": real_logits.detach().float().mean(),
              "d_fake": fake_logits.detach().float().mean()}
     # the penalties run outside autocast, in fp32: double backward is then AMP-safe without unscaling
     if gp_weight > 0:
-        gp = gradient_penalty(D, real.float(), fake.float(), generator=generator)
+        gp = gradient_penalty(D, real.float(), fake.float(), generator=generator, labels=labels)
         loss = loss + gp_weight * gp
         stats["gp"] = gp.detach()
     if r1_weight > 0:
-        r1 = r1_penalty(D, real.float())
+        r1 = r1_penalty(D, real.float(), labels=labels)
         loss = loss + 0.5 * r1_weight * r1
         stats["r1"] = r1.detach()
     opt_d.zero_grad(set_to_none=True)
@@ -209,7 +223,7 @@ def _d_update(G, D, real, opt_d, d_loss_fn, *, fake=None, gp_weight=0.0, r1_weig
     return stats
 
 
-def _g_update(G, D, batch_size, opt_g, g_loss_fn, *, fake=None, scaler=None, autocast=None,
+def _g_update(G, D, batch_size, opt_g, g_loss_fn, *, labels=None, fake=None, scaler=None, autocast=None,
               generator=None) -> dict[str, torch.Tensor]:
     autocast = autocast if autocast is not None else nullcontext()
     d_params = [p for p in D.parameters() if p.requires_grad]
@@ -218,8 +232,10 @@ def _g_update(G, D, batch_size, opt_g, g_loss_fn, *, fake=None, scaler=None, aut
     try:
         with autocast:
             if fake is None:
-                fake = G(_noise(batch_size, G.z_dim, device_of(G), generator))
-            loss = g_loss_fn(D(fake).float())
+                if labels is None:
+                    labels = _random_labels(G, batch_size, generator)
+                fake = _call(G, _noise(batch_size, G.z_dim, device_of(G), generator), labels)
+            loss = g_loss_fn(_call(D, fake, labels).float())
         opt_g.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -240,25 +256,30 @@ def _floats(stats: Mapping[str, torch.Tensor]) -> dict[str, float]:
 
 
 def d_step(G: nn.Module, D: nn.Module, real: torch.Tensor, opt_d: torch.optim.Optimizer,
-           d_loss_fn: Callable, *, fake: torch.Tensor | None = None, gp_weight: float = 0.0,
-           r1_weight: float = 0.0, generator: torch.Generator | None = None) -> dict[str, float]:
+           d_loss_fn: Callable, *, labels: torch.Tensor | None = None, fake: torch.Tensor | None = None,
+           gp_weight: float = 0.0, r1_weight: float = 0.0,
+           generator: torch.Generator | None = None) -> dict[str, float]:
     """One discriminator update on ``real`` and a generated batch; returns the logged values as floats.
 
     ``fake`` (detached inside) reuses a generated batch; otherwise G makes one from fresh noise.
+    ``labels`` are the real batch's labels, for class-conditional GANs (fakes get the same labels).
     Keys: ``d_loss``, ``d_real`` and ``d_fake`` (mean logits), plus ``gp`` / ``r1`` when enabled.
     """
-    return _floats(_d_update(G, D, real, opt_d, d_loss_fn, fake=fake, gp_weight=gp_weight,
+    return _floats(_d_update(G, D, real, opt_d, d_loss_fn, labels=labels, fake=fake, gp_weight=gp_weight,
                              r1_weight=r1_weight, generator=generator))
 
 
 def g_step(G: nn.Module, D: nn.Module, batch_size: int, opt_g: torch.optim.Optimizer, g_loss_fn: Callable,
-           *, fake: torch.Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, float]:
+           *, labels: torch.Tensor | None = None, fake: torch.Tensor | None = None,
+           generator: torch.Generator | None = None) -> dict[str, float]:
     """One generator update through D (whose weights are held fixed); returns ``{"g_loss": float}``.
 
-    ``fake`` must still carry G's graph when given (for example the batch D was just trained on).
+    ``fake`` must still carry G's graph when given (for example the batch D was just trained on), and
+    ``labels`` must then be the labels it was made for; without ``fake``, a class-conditional G draws
+    uniform labels unless ``labels`` are given.
     """
     check_positive_int("batch_size", batch_size)
-    return _floats(_g_update(G, D, batch_size, opt_g, g_loss_fn, fake=fake, generator=generator))
+    return _floats(_g_update(G, D, batch_size, opt_g, g_loss_fn, labels=labels, fake=fake, generator=generator))
 
 
 def make_optimizers(G: nn.Module, D: nn.Module, config: TrainConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -282,11 +303,20 @@ def _unwrap(G: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
+def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
+    """``0, 1, ..., num_classes - 1, 0, 1, ...``: ``n`` labels, every class equally often (up to one)."""
+    check_positive_int("n", n)
+    check_positive_int("num_classes", num_classes)
+    return torch.arange(n) % num_classes
+
+
+@torch.no_grad()
 def sample(G: nn.Module, n: int, *, seed: int | None = 0, z: torch.Tensor | None = None,
-           batch_size: int = 500) -> torch.Tensor:
+           labels: torch.Tensor | None = None, batch_size: int = 500) -> torch.Tensor:
     """``n`` images from ``G`` in [-1, 1], on the CPU; G runs in eval mode (its mode is restored after).
 
-    The noise comes from ``seed`` (reproducible on any device) unless ``z`` is given.
+    The noise comes from ``seed`` (reproducible on any device) unless ``z`` is given. A class-conditional
+    G gets ``labels``, by default :func:`balanced_labels` (every class equally often).
     """
     check_positive_int("n", n)
     check_positive_int("batch_size", batch_size)
@@ -297,10 +327,22 @@ def sample(G: nn.Module, n: int, *, seed: int | None = 0, z: torch.Tensor | None
         z = torch.randn(n, G.z_dim, generator=gen)
     elif z.shape[0] != n:
         raise ValueError(f"z must have n={n} rows, got {tuple(z.shape)}")
+    num_classes = getattr(G, "num_classes", None)
+    if num_classes is not None and labels is None:
+        labels = balanced_labels(n, num_classes)
+    if labels is not None:
+        if num_classes is None:
+            raise ValueError("labels: G is unconditional; pass no labels")
+        labels = torch.as_tensor(labels, dtype=torch.int64)
+        if labels.shape != (n,):
+            raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
     was_training = G.training
     G.eval()
     try:
-        out = [G(chunk.to(device)).float().cpu() for chunk in z.split(batch_size)]
+        out = []
+        for i in range(0, n, batch_size):
+            y = labels[i:i + batch_size].to(device) if labels is not None else None
+            out.append(_call(G, z[i:i + batch_size].to(device), y).float().cpu())
     finally:
         G.train(was_training)
     return torch.cat(out)
@@ -312,12 +354,15 @@ class _Batches:
     """Batches as a pure function of ``(seed, index)``: a fixed permutation per epoch, last partial batch dropped."""
 
     def __init__(self, data: Any, batch_size: int, seed: int) -> None:
+        self.labels = None
         if isinstance(data, torch.Tensor):
             self.images, self.dataset = data, None
         elif isinstance(data, TensorDataset):
             self.images, self.dataset = data.tensors[0], None
+            self.labels = data.tensors[1] if len(data.tensors) > 1 else None
         elif isinstance(getattr(data, "images", None), torch.Tensor) and getattr(data, "transform", None) is None:
             self.images, self.dataset = data.images, None  # ganlab datasets keep the whole split in memory
+            self.labels = getattr(data, "targets", None)
         elif isinstance(data, Dataset) or hasattr(data, "__getitem__"):
             self.images, self.dataset = None, data
         else:
@@ -329,16 +374,19 @@ class _Batches:
         self.per_epoch = self.n // batch_size
         self._epoch, self._perm = -1, None
 
-    def __call__(self, index: int) -> torch.Tensor:
+    def __call__(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images of batch ``index`` and their labels (``None`` when the data has none)."""
         epoch, i = divmod(index, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
         idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
         if self.images is not None:
-            return self.images[idx]
+            return self.images[idx], (self.labels[idx] if self.labels is not None else None)
         items = [self.dataset[int(j)] for j in idx]
-        return torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
+        if all(isinstance(it, (tuple, list)) and len(it) > 1 for it in items):
+            return torch.stack([it[0] for it in items]), torch.as_tensor([int(it[1]) for it in items])
+        return torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items]), None
 
 
 def _step_generator(seed: int, index: int) -> torch.Generator:
@@ -440,6 +488,9 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
 
     fixed_z = torch.randn(config.n_samples, G.z_dim, generator=torch.Generator().manual_seed(config.seed))
     batches = _Batches(data, config.batch_size, config.seed)
+    conditional = getattr(G, "num_classes", None) is not None
+    if conditional and batches.labels is None and batches.dataset is None:
+        raise ValueError("data: G is class-conditional but the data has no labels")
 
     def make_state(**extra):
         return SimpleNamespace(step=step, G=G, D=D, G_ema=_unwrap(G_ema) if G_ema is not None else None,
@@ -479,16 +530,20 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
             for j in range(config.n_critic):
                 index = step * config.n_critic + j
                 gen = _step_generator(config.seed, index)
-                real = batches(index).to(device, non_blocking=True)
+                real, labels = batches(index)
+                real = real.to(device, non_blocking=True)
+                if conditional and labels is None:
+                    raise ValueError("data: G is class-conditional but the data has no labels")
+                labels = labels.to(device, non_blocking=True) if conditional else None
                 last = j == config.n_critic - 1
                 with autocast, torch.set_grad_enabled(last):  # only the last batch feeds G's step
-                    fake = G(_noise(real.shape[0], G.z_dim, device, gen))
-                d_stats = _d_update(G, D, real, opt_d, d_loss_fn, fake=fake,
+                    fake = _call(G, _noise(real.shape[0], G.z_dim, device, gen), labels)
+                d_stats = _d_update(G, D, real, opt_d, d_loss_fn, labels=labels, fake=fake,
                                     gp_weight=config.gp_weight, r1_weight=config.r1_weight,
                                     scaler=scaler_d, autocast=autocast, generator=gen)
             # G's step reuses the last generated batch, still attached to G's graph (as pytorch/examples)
-            g_stats = _g_update(G, D, config.batch_size, opt_g, g_loss_fn, fake=fake, scaler=scaler_g,
-                                autocast=autocast)
+            g_stats = _g_update(G, D, config.batch_size, opt_g, g_loss_fn, labels=labels, fake=fake,
+                                scaler=scaler_g, autocast=autocast)
             if G_ema is not None:
                 G_ema.update_parameters(G)
             step += 1

@@ -23,7 +23,7 @@ def test_shapes_range_and_logits(name, img_size, img_channels, device):
     assert logits.shape == (5,)
     # D returns raw logits, not probabilities: scaling its last layer moves them outside [0, 1]
     with torch.no_grad():
-        D.net[-1].weight.mul_(1000)
+        D.head.weight.mul_(1000)
     assert (D(x).abs() > 1).any()
     assert G.z_dim == 16 and G.img_size == img_size and G.img_channels == img_channels
 
@@ -78,3 +78,24 @@ def test_model_args_rebuild_the_same_network():
     G.eval(), clone.eval()
     assert torch.equal(G(z), clone(z))
     assert gl.models.MNISTClassifier()(torch.zeros(3, 1, 32, 32)).shape == (3, 10)
+
+
+def test_class_conditional_networks_need_and_use_labels():
+    torch.manual_seed(0)
+    G, D = build_gan("dcgan", z_dim=8, img_size=28, base_channels=8, num_classes=10)
+    z, y = torch.randn(4, 8), torch.tensor([0, 1, 2, 3])
+    x = G(z, y)
+    assert x.shape == (4, 1, 28, 28) and D(x, y).shape == (4,)
+    G.eval()
+    assert not torch.equal(G(z, y), G(z, torch.tensor([5, 5, 5, 5])))  # the label changes the image
+    with torch.no_grad():
+        D.embed.weight.normal_()
+    assert not torch.equal(D(x, y), D(x, torch.tensor([9, 9, 9, 9])))  # and the logit
+    with pytest.raises(ValueError, match="y: this network is class-conditional"):
+        G(z)
+    with pytest.raises(ValueError, match="y must be an integer tensor"):
+        D(x, torch.zeros(4))
+    with pytest.raises(ValueError, match="y: this generator is unconditional"):
+        DCGANGenerator(z_dim=8)(z, y)
+    with pytest.raises(ValueError, match="num_classes"):
+        DCGANGenerator(num_classes=0)

@@ -201,3 +201,19 @@ def test_sample_is_seeded_in_range_and_restores_mode():
 def test_mixed_precision_on_cuda(precision):
     result = fit(*tiny_gan(), toy_images(), cfg(steps=3, device="cuda", precision=precision, gp_weight=1.0))
     assert result.step == 3 and math.isfinite(result.history["d_loss"][-1])
+
+
+def test_class_conditional_fit_and_balanced_sampling():
+    torch.manual_seed(0)
+    G, D = gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4, num_classes=3)
+    labelled = torch.utils.data.TensorDataset(toy_images(), torch.arange(64) % 3)
+    result = fit(G, D, labelled, cfg(steps=3))
+    assert result.step == 3
+    assert torch.equal(gl.train.balanced_labels(7, 3), torch.tensor([0, 1, 2, 0, 1, 2, 0]))
+    images = sample(G, 6, seed=0)
+    assert images.shape == (6, 1, 12, 12)
+    assert torch.equal(images, sample(G, 6, seed=0, labels=torch.tensor([0, 1, 2, 0, 1, 2])))
+    with pytest.raises(ValueError, match="no labels"):
+        fit(*gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4, num_classes=3), toy_images(), cfg())
+    with pytest.raises(ValueError, match="labels: G is unconditional"):
+        sample(tiny_gan()[0], 2, labels=torch.tensor([0, 1]))

@@ -10,6 +10,11 @@ at its native 28x28 (no padding): 23% fewer pixels than 32x32, so more steps in 
 
 The discriminator returns raw logits, shape ``(B,)``: losses apply the sigmoid in a numerically
 stable form (see :mod:`ganlab.losses`).
+
+Class conditioning (``num_classes``): the generator concatenates a learned embedding of the label to
+``z`` (Mirza & Osindero 2014, https://arxiv.org/abs/1411.1784); the discriminator is a projection
+discriminator (Miyato & Koyama 2018, https://arxiv.org/abs/1802.05637): its logit gains the inner
+product of a learned label embedding with its pooled features.
 """
 from __future__ import annotations
 
@@ -58,26 +63,32 @@ class DCGANGenerator(nn.Module):
         img_channels: 1 (grey) or 3 (colour).
         img_size: image side, ``base * 2**k`` with base 4..7 (28, 32, 64, ...).
         base_channels: feature maps of the last hidden stage; each earlier stage has twice as many.
+        num_classes: labels to condition on (``None``: unconditional); ``forward(z, y)`` then needs ``y``.
     """
 
     def __init__(self, *, z_dim: int = 100, img_channels: int = 1, img_size: int = 28,
-                 base_channels: int = 64) -> None:
+                 base_channels: int = 64, num_classes: int | None = None) -> None:
         super().__init__()
         check_positive_int("z_dim", z_dim)
+        if num_classes is not None:
+            check_positive_int("num_classes", num_classes)
         if img_channels not in (1, 3):
             raise ValueError(f"img_channels must be 1 or 3, got {img_channels!r}")
         check_positive_int("base_channels", base_channels)
         base, n = stage_plan(img_size)
         self.z_dim, self.img_channels, self.img_size = z_dim, img_channels, img_size
-        self.base_channels = base_channels
+        self.base_channels, self.num_classes = base_channels, num_classes
         self.model_args = dict(z_dim=z_dim, img_channels=img_channels, img_size=img_size,
-                               base_channels=base_channels)
+                               base_channels=base_channels, num_classes=num_classes)
+        # the label's embedding is as long as z and is concatenated to it
+        self.embed = nn.Embedding(num_classes, z_dim) if num_classes is not None else None
+        in_dim = 2 * z_dim if num_classes is not None else z_dim
 
         width = base_channels * 2 ** (n - 1)  # widest at the smallest side, halving as the side doubles
         layers: list[nn.Module] = [
-            # (B, z_dim, 1, 1) -> (B, width, base, base): a transposed conv with kernel = base is a
+            # (B, in_dim, 1, 1) -> (B, width, base, base): a transposed conv with kernel = base is a
             # fully connected projection of z onto a base x base grid
-            nn.ConvTranspose2d(z_dim, width, kernel_size=base, stride=1, padding=0, bias=False),
+            nn.ConvTranspose2d(in_dim, width, kernel_size=base, stride=1, padding=0, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
         ]
@@ -94,10 +105,14 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape (B, {self.z_dim}), got {tuple(z.shape)}")
-        return self.net(z[:, :, None, None])  # (B, z_dim) -> (B, z_dim, 1, 1)
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(_check_labels(y, len(z), self.num_classes))], dim=1)  # (B, 2 z_dim)
+        elif y is not None:
+            raise ValueError("y: this generator is unconditional (num_classes=None); pass no labels")
+        return self.net(z[:, :, None, None])  # (B, in_dim) -> (B, in_dim, 1, 1)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -107,16 +122,22 @@ class DCGANDiscriminator(nn.Module):
         img_channels: 1 or 3.
         img_size: image side, ``base * 2**k`` with base 4..7.
         base_channels: feature maps of the first stage; each later stage has twice as many.
+        num_classes: labels to condition on (``None``: unconditional); ``forward(x, y)`` then needs ``y``.
     """
 
-    def __init__(self, *, img_channels: int = 1, img_size: int = 28, base_channels: int = 64) -> None:
+    def __init__(self, *, img_channels: int = 1, img_size: int = 28, base_channels: int = 64,
+                 num_classes: int | None = None) -> None:
         super().__init__()
         if img_channels not in (1, 3):
             raise ValueError(f"img_channels must be 1 or 3, got {img_channels!r}")
         check_positive_int("base_channels", base_channels)
+        if num_classes is not None:
+            check_positive_int("num_classes", num_classes)
         base, n = stage_plan(img_size)
         self.img_channels, self.img_size, self.base_channels = img_channels, img_size, base_channels
-        self.model_args = dict(img_channels=img_channels, img_size=img_size, base_channels=base_channels)
+        self.num_classes = num_classes
+        self.model_args = dict(img_channels=img_channels, img_size=img_size, base_channels=base_channels,
+                               num_classes=num_classes)
 
         width = base_channels
         # no batch norm on the input layer, as in the paper
@@ -132,13 +153,32 @@ class DCGANDiscriminator(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             width *= 2
+        self.features = nn.Sequential(*layers)  # (B, width, base, base)
         # (B, width, base, base) -> (B, 1, 1, 1): one logit per image
-        layers += [nn.Conv2d(width, 1, kernel_size=base, stride=1, padding=0)]
-        self.net = nn.Sequential(*layers)
+        self.head = nn.Conv2d(width, 1, kernel_size=base, stride=1, padding=0)
+        # projection discriminator: logit += <embed(y), sum of features over space>
+        self.embed = nn.Embedding(num_classes, width) if num_classes is not None else None
         dcgan_init_(self)
+        if self.embed is not None:
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)  # start close to the unconditional logit
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         expected = (self.img_channels, self.img_size, self.img_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
-        return self.net(x).flatten()  # (B, 1, 1, 1) -> (B,)
+        h = self.features(x)                   # (B, width, base, base)
+        logits = self.head(h).flatten()        # (B, 1, 1, 1) -> (B,)
+        if self.embed is not None:
+            e = self.embed(_check_labels(y, len(x), self.num_classes))  # (B, width)
+            logits = logits + (e * h.sum(dim=(2, 3))).sum(dim=1)
+        elif y is not None:
+            raise ValueError("y: this discriminator is unconditional (num_classes=None); pass no labels")
+        return logits
+
+
+def _check_labels(y: torch.Tensor | None, n: int, num_classes: int) -> torch.Tensor:
+    if y is None:
+        raise ValueError(f"y: this network is class-conditional (num_classes={num_classes}); pass labels")
+    if y.shape != (n,) or y.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"y must be an integer tensor of shape ({n},), got {tuple(y.shape)} {y.dtype}")
+    return y
