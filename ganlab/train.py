@@ -30,6 +30,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from .augment import diff_augment, parse_policy
 from .checkpoint import load_checkpoint, save_checkpoint
 from .losses import get_loss, gradient_penalty, r1_penalty
 from .utils import (check_choice, check_nonnegative_int, check_positive_float, check_positive_int,
@@ -68,6 +69,7 @@ class TrainConfig:
     n_critic: int = 1                   # D steps per G step (5 is usual for WGAN-GP)
     gp_weight: float = 0.0              # WGAN-GP lambda; 0 disables the gradient penalty
     r1_weight: float = 0.0              # R1 gamma (the penalty is multiplied by gamma / 2); 0 disables
+    augment: str | None = None          # DiffAugment policy for every image D sees, e.g. "translation,cutout"
     ema_half_life: float | None = None  # EMA of G, half-life in images (NVlabs' rule); None disables
     device: str = "auto"                # "auto" (cuda > mps > cpu), or a torch device string
     precision: str = "fp32"             # "fp32", "bf16" (CUDA/MPS) or "fp16" (CUDA); a no-op on the CPU
@@ -89,6 +91,7 @@ class TrainConfig:
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         self.betas = (float(betas[0]), float(betas[1]))
         get_loss(self.loss)  # raises a ValueError naming `loss`
+        parse_policy(self.augment)  # raises a ValueError naming `augment`
         check_positive_int("n_critic", self.n_critic)
         for name in ("gp_weight", "r1_weight"):
             value = getattr(self, name)
@@ -191,15 +194,16 @@ def _random_labels(G: nn.Module, n: int, generator: torch.Generator | None) -> t
 
 
 def _d_update(G, D, real, opt_d, d_loss_fn, *, labels=None, fake=None, gp_weight=0.0, r1_weight=0.0,
-              scaler=None, autocast=None, generator=None) -> dict[str, torch.Tensor]:
+              augment=None, scaler=None, autocast=None, generator=None) -> dict[str, torch.Tensor]:
     # `labels` (class-conditional GANs only) are the real batch's; the fakes are made for the same labels
     autocast = autocast if autocast is not None else nullcontext()
     if fake is None:
         with torch.no_grad(), autocast:
             fake = _call(G, _noise(real.shape[0], G.z_dim, real.device, generator), labels)
     with autocast:
-        real_logits = _call(D, real, labels)
-        fake_logits = _call(D, fake.detach(), labels)  # no gradient flows into G in D's step
+        real_logits = _call(D, diff_augment(real, augment, generator=generator), labels)
+        # no gradient flows into G in D's step
+        fake_logits = _call(D, diff_augment(fake.detach(), augment, generator=generator), labels)
         loss = d_loss_fn(real_logits.float(), fake_logits.float())
     stats = {"d_loss": loss.detach(), "d_real": real_logits.detach().float().mean(),
              "d_fake": fake_logits.detach().float().mean()}
@@ -223,8 +227,8 @@ def _d_update(G, D, real, opt_d, d_loss_fn, *, labels=None, fake=None, gp_weight
     return stats
 
 
-def _g_update(G, D, batch_size, opt_g, g_loss_fn, *, labels=None, fake=None, scaler=None, autocast=None,
-              generator=None) -> dict[str, torch.Tensor]:
+def _g_update(G, D, batch_size, opt_g, g_loss_fn, *, labels=None, fake=None, augment=None, scaler=None,
+              autocast=None, generator=None) -> dict[str, torch.Tensor]:
     autocast = autocast if autocast is not None else nullcontext()
     d_params = [p for p in D.parameters() if p.requires_grad]
     for p in d_params:  # D's weights are constants here: skip their gradients (saves a third of D's backward)
@@ -235,7 +239,7 @@ def _g_update(G, D, batch_size, opt_g, g_loss_fn, *, labels=None, fake=None, sca
                 if labels is None:
                     labels = _random_labels(G, batch_size, generator)
                 fake = _call(G, _noise(batch_size, G.z_dim, device_of(G), generator), labels)
-            loss = g_loss_fn(_call(D, fake, labels).float())
+            loss = g_loss_fn(_call(D, diff_augment(fake, augment, generator=generator), labels).float())
         opt_g.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -540,10 +544,11 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
                     fake = _call(G, _noise(real.shape[0], G.z_dim, device, gen), labels)
                 d_stats = _d_update(G, D, real, opt_d, d_loss_fn, labels=labels, fake=fake,
                                     gp_weight=config.gp_weight, r1_weight=config.r1_weight,
+                                    augment=config.augment,
                                     scaler=scaler_d, autocast=autocast, generator=gen)
             # G's step reuses the last generated batch, still attached to G's graph (as pytorch/examples)
             g_stats = _g_update(G, D, config.batch_size, opt_g, g_loss_fn, labels=labels, fake=fake,
-                                scaler=scaler_g, autocast=autocast)
+                                augment=config.augment, scaler=scaler_g, autocast=autocast, generator=gen)
             if G_ema is not None:
                 G_ema.update_parameters(G)
             step += 1

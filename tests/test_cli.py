@@ -54,3 +54,11 @@ def test_bad_arguments_exit_2_with_one_line_naming_them(tmp_path, capsys, argv, 
 def test_module_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "ganlab", "sample", "--n", "1"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("ganlab: error:")
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="no MNIST files under GANLAB_DATA")
+def test_config_errors_name_the_flag(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "dcgan", "--out", str(tmp_path), "--steps", "2", "--beta1", "1.5"])
+    assert info.value.code == 2
+    assert "argument --beta1/--beta2: betas must be" in capsys.readouterr().err

@@ -47,7 +47,9 @@ def dcgan_init_(module: nn.Module) -> None:
     """The paper's initialisation: conv weights ~ N(0, 0.02); batch-norm scales ~ N(1, 0.02), shifts 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            # under spectral norm `weight` is computed from `original`: initialise that one
+            parametrized = nn.utils.parametrize.is_parametrized(m, "weight")
+            nn.init.normal_(m.parametrizations.weight.original if parametrized else m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
@@ -123,10 +125,17 @@ class DCGANDiscriminator(nn.Module):
         img_size: image side, ``base * 2**k`` with base 4..7.
         base_channels: feature maps of the first stage; each later stage has twice as many.
         num_classes: labels to condition on (``None``: unconditional); ``forward(x, y)`` then needs ``y``.
+        spectral_norm: divide every weight by its largest singular value (Miyato et al. 2018,
+            https://arxiv.org/abs/1802.05957) instead of using batch norm, which makes D 1-Lipschitz
+            per layer.
+        minibatch_std: append the standard deviation of the features across the batch as one more
+            feature map before the last layer (Karras et al. 2018, https://arxiv.org/abs/1710.10196),
+            so that D can see a batch without variety and G is pushed away from collapse.
     """
 
     def __init__(self, *, img_channels: int = 1, img_size: int = 28, base_channels: int = 64,
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, spectral_norm: bool = False,
+                 minibatch_std: bool = False) -> None:
         super().__init__()
         if img_channels not in (1, 3):
             raise ValueError(f"img_channels must be 1 or 3, got {img_channels!r}")
@@ -135,27 +144,30 @@ class DCGANDiscriminator(nn.Module):
             check_positive_int("num_classes", num_classes)
         base, n = stage_plan(img_size)
         self.img_channels, self.img_size, self.base_channels = img_channels, img_size, base_channels
-        self.num_classes = num_classes
+        self.num_classes, self.spectral_norm = num_classes, bool(spectral_norm)
+        self.minibatch_std = bool(minibatch_std)
         self.model_args = dict(img_channels=img_channels, img_size=img_size, base_channels=base_channels,
-                               num_classes=num_classes)
+                               num_classes=num_classes, spectral_norm=bool(spectral_norm),
+                               minibatch_std=bool(minibatch_std))
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
 
         width = base_channels
         # no batch norm on the input layer, as in the paper
         layers: list[nn.Module] = [
-            nn.Conv2d(img_channels, width, kernel_size=4, stride=2, padding=1),  # (B, width, size / 2, .)
+            sn(nn.Conv2d(img_channels, width, kernel_size=4, stride=2, padding=1)),  # (B, width, size / 2, .)
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for _ in range(n - 1):
             # (B, width, s, s) -> (B, 2 width, s / 2, s / 2)
             layers += [
-                nn.Conv2d(width, width * 2, kernel_size=4, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(width * 2),
+                sn(nn.Conv2d(width, width * 2, kernel_size=4, stride=2, padding=1, bias=spectral_norm)),
+                nn.Identity() if spectral_norm else nn.BatchNorm2d(width * 2),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             width *= 2
         self.features = nn.Sequential(*layers)  # (B, width, base, base)
         # (B, width, base, base) -> (B, 1, 1, 1): one logit per image
-        self.head = nn.Conv2d(width, 1, kernel_size=base, stride=1, padding=0)
+        self.head = sn(nn.Conv2d(width + int(minibatch_std), 1, kernel_size=base, stride=1, padding=0))
         # projection discriminator: logit += <embed(y), sum of features over space>
         self.embed = nn.Embedding(num_classes, width) if num_classes is not None else None
         dcgan_init_(self)
@@ -167,7 +179,12 @@ class DCGANDiscriminator(nn.Module):
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         h = self.features(x)                   # (B, width, base, base)
-        logits = self.head(h).flatten()        # (B, 1, 1, 1) -> (B,)
+        if self.minibatch_std:
+            # one number per batch: the mean over features and positions of the std across the batch
+            std = h.float().std(dim=0, unbiased=False).mean().to(h.dtype) if len(h) > 1 else h.new_zeros(())
+            logits = self.head(torch.cat([h, std.expand(len(h), 1, *h.shape[2:])], dim=1)).flatten()
+        else:
+            logits = self.head(h).flatten()    # (B, 1, 1, 1) -> (B,)
         if self.embed is not None:
             e = self.embed(_check_labels(y, len(x), self.num_classes))  # (B, width)
             logits = logits + (e * h.sum(dim=(2, 3))).sum(dim=1)
