@@ -42,7 +42,8 @@ def _cutout(x, generator, ratio: float = 0.5, fill: float = -1.0) -> torch.Tenso
     cx = torch.randint(0, W + (1 - cw % 2), (B, 1, 1), generator=generator).to(x.device)
     rows = torch.arange(H, device=x.device).view(1, H, 1)
     cols = torch.arange(W, device=x.device).view(1, 1, W)
-    inside = ((rows - cy).abs() <= ch // 2) & ((cols - cx).abs() <= cw // 2)      # (B, H, W)
+    top, left = cy - ch // 2, cx - cw // 2                                         # box: ch x cw from here
+    inside = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)  # (B, H, W)
     keep = (~inside).unsqueeze(1).to(x.dtype)                                      # (B, 1, H, W)
     return x * keep + fill * (1 - keep)
 

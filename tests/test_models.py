@@ -99,3 +99,28 @@ def test_class_conditional_networks_need_and_use_labels():
         DCGANGenerator(z_dim=8)(z, y)
     with pytest.raises(ValueError, match="num_classes"):
         DCGANGenerator(num_classes=0)
+
+
+def test_spectral_norm_makes_every_layer_1_lipschitz():
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(img_size=28, base_channels=8, spectral_norm=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    with torch.no_grad():
+        for _ in range(30):  # each training-mode forward runs one power iteration
+            D(torch.randn(4, 1, 28, 28))
+    D.eval()
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:
+        sigma = torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, abs=0.02)
+
+
+def test_minibatch_std_lets_d_see_the_batch():
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 28, 28)
+    varied = torch.cat([x[:1], torch.randn(3, 1, 28, 28)])
+    for flag, depends in ((True, True), (False, False)):
+        D = DCGANDiscriminator(img_size=28, base_channels=8, spectral_norm=True, minibatch_std=flag).eval()
+        with torch.no_grad():
+            same_first = torch.isclose(D(x)[0], D(varied)[0])
+        assert bool(same_first) is not depends
