@@ -100,7 +100,8 @@ class MNIST(Dataset):
         train: the training part (``True``) or the held-out part (``False``).
         img_size: 28 (native) or 32 (padded with background by 2 pixels on each side, for
             power-of-two architectures).
-        download: fetch the files with torchvision when they are missing (needs the network).
+        download: fetch all four files with torchvision when not even the test files are there (needs
+            the network); a folder holding only the test files is used as it is (the offline split).
         transform: optional callable applied to each image tensor.
         heldout_fraction: share of the 10,000 test images held out when only they are present.
         split_seed: seed of the permutation that makes that split.
@@ -153,7 +154,7 @@ class MNIST(Dataset):
 
     def _load(self, download: bool, heldout_fraction: float, split_seed: int):
         train_files, test_files = self._files("train"), self._files("test")
-        if (train_files is None or test_files is None) and download:
+        if test_files is None and download:  # only when nothing usable is there: never on offline machines
             self._download()
             train_files, test_files = self._files("train"), self._files("test")
         if train_files is not None and test_files is not None:

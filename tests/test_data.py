@@ -116,3 +116,9 @@ def test_toy_mixtures():
         ring_centers(0)
     with pytest.raises(ValueError, match="std"):
         ring_of_gaussians(10, std=-1.0)
+
+
+def test_download_is_not_attempted_when_the_test_files_are_there(tmp_path, monkeypatch):
+    _fake_mnist(tmp_path, n=20)
+    monkeypatch.setattr(MNIST, "_download", lambda self: pytest.fail("must not download"))
+    assert MNIST(tmp_path, download=True).source == "test-split"

@@ -1,0 +1,343 @@
+"""Sample-quality metrics: the domain Fréchet distance, confident share and label entropy on MNIST.
+
+Taught in ``book/04_implementation.ipynb`` ("Measuring quality").
+
+* :func:`frechet_distance` is the distance of Heusel et al. 2017 (https://arxiv.org/abs/1706.08500)
+  between two Gaussians fitted to feature vectors:
+  ``‖μ₁ - μ₂‖² + Tr(Σ₁ + Σ₂ - 2 (Σ₁ Σ₂)^{1/2})``.
+* The *domain* Fréchet distance applies it to the 128 penultimate features of
+  :class:`ganlab.models.MNISTClassifier`, a small digit classifier that :func:`get_mnist_classifier`
+  trains deterministically and caches. It is **not** Inception FID: the numbers are not comparable with
+  published FIDs, only with each other (same classifier, same reference, same sample size).
+* :func:`confident_share` is the share of samples the classifier labels with probability above a
+  threshold (do they look like *some* digit?); :func:`label_entropy` is the entropy, in bits, of the
+  histogram of labels it gives (do *all* digits appear? at most ``log2(10) ≈ 3.32``).
+* :func:`inception_fid` computes real FID with torchmetrics where the Inception weights can be had
+  (for example on Colab); :func:`fid_with_features` runs torchmetrics' implementation on any feature
+  extractor, which lets the two implementations be checked against each other offline.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import linalg
+from torch import nn
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .models.classifier import MNISTClassifier
+from .utils import check_positive_int, device_of, get_device
+
+__all__ = [
+    "cache_folder",
+    "get_mnist_classifier",
+    "classifier_outputs",
+    "feature_statistics",
+    "frechet_distance",
+    "confident_share",
+    "label_histogram",
+    "label_entropy",
+    "reference_statistics",
+    "evaluate_samples",
+    "fid_with_features",
+    "inception_fid",
+    "METRICS",
+    "get_metric",
+]
+
+_CLASSIFIER_FORMAT = 1  # bump when the training recipe changes, so old caches are not reused
+
+
+def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where trained helper models are cached: ``cache_dir``, else ``$GANLAB_CACHE``, else the user cache.
+
+    (Not the data folder: ``GANLAB_DATA`` may be read-only.)
+    """
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("GANLAB_CACHE"):
+        return Path(os.environ["GANLAB_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ganlab"
+
+
+def _train_classifier(model: MNISTClassifier, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
+                      seed: int, batch_size: int, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    steps_per_epoch = len(images) // batch_size
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * steps_per_epoch)
+    model.train()
+    with tqdm(total=epochs * steps_per_epoch, desc="MNIST classifier", disable=not progress, unit="step") as bar:
+        for _ in range(epochs):
+            perm = torch.randperm(len(images), generator=g)
+            for i in range(steps_per_epoch):
+                idx = perm[i * batch_size:(i + 1) * batch_size]
+                # random shifts of up to 2 pixels make the features less sensitive to position
+                dy, dx = torch.randint(-2, 3, (2,), generator=g).tolist()
+                x = torch.roll(images[idx], shifts=(dy, dx), dims=(2, 3))
+                loss = F.cross_entropy(model(x), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                schedule.step()
+                bar.update(1)
+    model.eval()
+
+
+def get_mnist_classifier(root: str | os.PathLike | None = None, *, device: str | torch.device = "cpu",
+                         cache_dir: str | os.PathLike | None = None, epochs: int = 3, seed: int = 0,
+                         train_limit: int | None = None, progress: bool = False) -> MNISTClassifier:
+    """The digit classifier behind the domain metrics: trained once, deterministically, then cached.
+
+    It is trained on ``ganlab.data.MNIST(root, train=True)`` (the 8,000-image offline training part, or
+    the 60,000 images online) for ``epochs`` epochs on the CPU with a fixed ``seed``, and scored on the
+    held-out part; the accuracy is stored as ``heldout_accuracy``. The weights are cached in
+    :func:`cache_folder` under a name that hashes everything they depend on; a corrupt cache file is
+    retrained over. The returned model is in eval mode with gradients switched off.
+    """
+    from .data import MNIST
+
+    check_positive_int("epochs", epochs)
+    if train_limit is not None:
+        check_positive_int("train_limit", train_limit)
+    train = MNIST(root, train=True, limit=train_limit)
+    held = MNIST(root, train=False)
+    digest = hashlib.sha256()
+    for part in (train.images, train.targets, held.targets):
+        digest.update(part.numpy().tobytes())
+    digest.update(repr((_CLASSIFIER_FORMAT, epochs, seed, MNISTClassifier().model_args)).encode())
+    path = cache_folder(cache_dir) / f"mnist-classifier-{digest.hexdigest()[:16]}.pt"
+
+    model = MNISTClassifier()
+    state = None
+    if path.is_file():
+        try:
+            state = load_checkpoint(path)
+            model.load_state_dict(state["weights"])
+        except (CheckpointError, KeyError, RuntimeError):
+            state = None  # unreadable cache: train again and overwrite it
+    if state is None:
+        torch.manual_seed(seed)
+        model = MNISTClassifier()
+        _train_classifier(model, train.images, train.targets, epochs=epochs, seed=seed, batch_size=64,
+                          progress=progress)
+        _, probs = classifier_outputs(held.images, model)
+        accuracy = (probs.argmax(1) == held.targets).float().mean().item()
+        state = {"weights": model.state_dict(), "heldout_accuracy": accuracy, "epochs": epochs, "seed": seed}
+        save_checkpoint(path, **state)
+    model.heldout_accuracy = float(state["heldout_accuracy"])
+    model.eval().requires_grad_(False)
+    return model.to(get_device(device))
+
+
+@torch.no_grad()
+def classifier_outputs(images: torch.Tensor, classifier: nn.Module, *,
+                       batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features ``(N, feature_dim)`` (float64) and class probabilities ``(N, num_classes)``, on the CPU.
+
+    ``images``: ``(N, 1, 28, 28)`` or ``(N, 1, 32, 32)`` in [-1, 1]; batches go to the classifier's device.
+    """
+    check_positive_int("batch_size", batch_size)
+    images = torch.as_tensor(images)
+    if images.dim() != 4 or len(images) == 0:
+        raise ValueError(f"images must have shape (N, 1, H, W) with N > 0, got {tuple(images.shape)}")
+    device = device_of(classifier)
+    was_training = classifier.training
+    classifier.eval()
+    feats, probs = [], []
+    try:
+        for chunk in images.split(batch_size):
+            f = classifier.features(chunk.to(device).float())
+            feats.append(f.double().cpu())
+            probs.append(F.softmax(classifier.head(f), dim=1).cpu())
+    finally:
+        classifier.train(was_training)
+    return torch.cat(feats), torch.cat(probs)
+
+
+def _as_float64(name: str, x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return arr
+
+
+def feature_statistics(features: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(D,)`` and covariance ``(D, D)`` (float64) of features ``(N, D)``, ``N >= 2``."""
+    f = _as_float64("features", features)
+    if f.ndim != 2 or f.shape[0] < 2:
+        raise ValueError(f"features must have shape (N, D) with N >= 2, got {f.shape}")
+    return f.mean(axis=0), np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
+
+
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
+    """``‖μ₁ - μ₂‖² + Tr(Σ₁ + Σ₂ - 2 (Σ₁ Σ₂)^{1/2})`` in float64.
+
+    The square root is taken of the symmetric matrix ``Σ₁^{1/2} Σ₂ Σ₁^{1/2}`` (which has the same trace
+    root as ``Σ₁ Σ₂``) through its eigenvalues, with negative round-off clipped to zero: stable for the
+    singular covariances that ReLU features produce.
+    """
+    m1, m2 = _as_float64("mu1", mu1), _as_float64("mu2", mu2)
+    s1, s2 = _as_float64("sigma1", sigma1), _as_float64("sigma2", sigma2)
+    if m1.ndim != 1 or m1.shape != m2.shape:
+        raise ValueError(f"mu1 and mu2 must be vectors of the same length, got {m1.shape} and {m2.shape}")
+    d = m1.shape[0]
+    for name, s in (("sigma1", s1), ("sigma2", s2)):
+        if s.shape != (d, d):
+            raise ValueError(f"{name} must have shape ({d}, {d}), got {s.shape}")
+    # Σ₁^{1/2} from the eigen-decomposition of the (symmetrised) covariance
+    w1, v1 = linalg.eigh((s1 + s1.T) / 2)
+    root1 = (v1 * np.sqrt(np.clip(w1, 0, None))) @ v1.T
+    middle = root1 @ s2 @ root1
+    w = linalg.eigvalsh((middle + middle.T) / 2)
+    tr_covmean = np.sqrt(np.clip(w, 0, None)).sum()
+    diff = m1 - m2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
+def _probs(probs: Any) -> np.ndarray:
+    p = _as_float64("probs", probs)
+    if p.ndim != 2 or len(p) == 0:
+        raise ValueError(f"probs must have shape (N, num_classes) with N > 0, got {p.shape}")
+    return p
+
+
+def confident_share(probs: Any, threshold: float = 0.9) -> float:
+    """Share of rows of ``probs`` ``(N, C)`` whose largest probability is above ``threshold``."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1:
+        raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
+    return float(np.mean(_probs(probs).max(axis=1) > threshold))
+
+
+def label_histogram(probs: Any) -> np.ndarray:
+    """How many rows of ``probs`` ``(N, C)`` have their largest probability at each class: ``(C,)`` ints."""
+    p = _probs(probs)
+    return np.bincount(p.argmax(axis=1), minlength=p.shape[1])
+
+
+def label_entropy(probs: Any) -> float:
+    """Entropy in bits of the histogram of predicted labels: ``log2(C)`` when balanced, 0 when one class."""
+    counts = label_histogram(probs).astype(np.float64)
+    share = counts[counts > 0] / counts.sum()
+    return float(-(share * np.log2(share)).sum() + 0.0)
+
+
+def reference_statistics(images: torch.Tensor, classifier: nn.Module) -> dict[str, Any]:
+    """Feature statistics of real images (computed once, then passed to :func:`evaluate_samples`)."""
+    feats, probs = classifier_outputs(images, classifier)
+    mu, sigma = feature_statistics(feats)
+    return {"mu": mu, "sigma": sigma, "n": len(feats)}
+
+
+def evaluate_samples(images: torch.Tensor, *, classifier: nn.Module, reference: dict[str, Any],
+                     threshold: float = 0.9) -> dict[str, Any]:
+    """Score images in [-1, 1] against a :func:`reference_statistics` dictionary.
+
+    Returns ``fd`` (domain Fréchet distance), ``confident`` (share above ``threshold``), ``entropy``
+    (bits), ``histogram`` (list of counts per predicted label) and ``n``.
+    """
+    if not isinstance(reference, dict) or not {"mu", "sigma"} <= set(reference):
+        raise ValueError("reference must come from reference_statistics(images, classifier)")
+    feats, probs = classifier_outputs(images, classifier)
+    mu, sigma = feature_statistics(feats)
+    return {
+        "fd": frechet_distance(mu, sigma, reference["mu"], reference["sigma"]),
+        "confident": confident_share(probs, threshold),
+        "entropy": label_entropy(probs),
+        "histogram": label_histogram(probs).tolist(),
+        "n": len(feats),
+    }
+
+
+# --- torchmetrics ----------------------------------------------------------------------------------
+
+def _torchmetrics_fid():
+    try:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("Inception FID needs torchmetrics (and torch-fidelity for its weights): "
+                          "pip install torchmetrics torch-fidelity") from exc
+    return FrechetInceptionDistance
+
+
+class _FeatureWrapper(nn.Module):
+    """Adapts a feature extractor to torchmetrics' custom ``feature=`` interface (it reads ``num_features``)."""
+
+    def __init__(self, extractor: nn.Module, num_features: int) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.extractor(x).reshape(len(x), -1)
+
+
+@torch.no_grad()
+def fid_with_features(fake: torch.Tensor, real: torch.Tensor, feature_extractor: nn.Module, *,
+                      num_features: int) -> float:
+    """torchmetrics' FID with a custom feature extractor (any module mapping a batch to ``(B, num_features)``)."""
+    check_positive_int("num_features", num_features)
+    FID = _torchmetrics_fid()
+    metric = FID(feature=_FeatureWrapper(feature_extractor, num_features), normalize=True).double()
+    metric.update(torch.as_tensor(real), real=True)
+    metric.update(torch.as_tensor(fake), real=False)
+    return float(metric.compute())
+
+
+def _to_rgb_unit(images: torch.Tensor) -> torch.Tensor:
+    x = ((torch.as_tensor(images).float() + 1) / 2).clamp(0, 1)  # [-1, 1] -> [0, 1]
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (N, 1 or 3, H, W), got {tuple(x.shape)}")
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+@torch.no_grad()
+def inception_fid(fake: torch.Tensor, real: torch.Tensor, *, device: str | torch.device = "auto",
+                  batch_size: int = 100) -> float:
+    """FID with torchmetrics' Inception-v3 features (2048-d), for images in [-1, 1] (grey is repeated).
+
+    Needs the Inception weights, which torch-fidelity downloads on first use: where there is no network
+    (the book's offline build machines) this raises a ``RuntimeError`` that says so.
+    """
+    check_positive_int("batch_size", batch_size)
+    FID = _torchmetrics_fid()
+    dev = get_device(device)
+    try:
+        metric = FID(feature=2048, normalize=True).to(dev)
+    except Exception as exc:  # torchmetrics raises several kinds when torch-fidelity or the weights are missing
+        raise RuntimeError(
+            "Inception FID is unavailable here: the Inception-v3 weights could not be loaded "
+            f"(they need torch-fidelity and a network connection on first use): {str(exc).splitlines()[0]}. "
+            "Use the domain Fréchet distance (evaluate_samples) offline.") from None
+    for is_real, images in ((True, real), (False, fake)):
+        for chunk in _to_rgb_unit(images).split(batch_size):
+            metric.update(chunk.to(dev), real=is_real)
+    return float(metric.compute())
+
+
+METRICS: dict[str, Callable[..., float]] = {
+    "fd": frechet_distance,
+    "confident": confident_share,
+    "entropy": label_entropy,
+}
+
+
+def get_metric(name: str) -> Callable[..., float]:
+    """A metric function by name: ``"fd"``, ``"confident"`` or ``"entropy"``."""
+    if name not in METRICS:
+        raise ValueError(f"name must be one of {', '.join(map(repr, sorted(METRICS)))}; got {name!r}")
+    return METRICS[name]
