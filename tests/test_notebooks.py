@@ -1,0 +1,95 @@
+"""The chapters: each runs end to end with tiny parameters (papermill), and each is committed clean.
+
+``pytest --nbval`` re-executes every chapter at its book settings and compares outputs; the tests here
+add what nbval does not check: that the ``parameters`` cell really controls the cost (a smoke run with
+tiny values), that every chapter is in the table of contents, and that the committed notebooks are
+executed, error-free, free of machine paths and carry the widget state the rendered book needs.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
+
+# tiny values for each chapter's `parameters` cell: the smoke run checks wiring, not quality
+SMOKE_PARAMETERS: dict[str, dict] = {
+    "01_introduction": {},
+    "04_implementation": dict(steps=12, eval_every=6, n_eval=100, resume_steps=4,
+                              batch_size=16, base_channels=16),
+}
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_there_are_chapters_and_each_has_smoke_parameters():
+    names = [p.stem for p in CHAPTERS]
+    assert names, "no chapters found in book/"
+    assert sorted(SMOKE_PARAMETERS) == names, "SMOKE_PARAMETERS must list exactly the chapters in book/"
+
+
+def test_every_chapter_is_in_the_table_of_contents():
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = {toc["root"]} | {entry["file"] for entry in toc.get("chapters", [])}
+    missing = [p.stem for p in CHAPTERS if f"book/{p.stem}" not in files]
+    assert not missing, f"chapters missing from _toc.yml: {missing}"
+    for f in files:
+        assert (ROOT / f).with_suffix(".ipynb").exists() or (ROOT / f).with_suffix(".md").exists(), f
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_parameters_cell(path):
+    """One cell tagged `parameters`, holding plain assignments only, that the smoke values all exist in."""
+    cells = [c for c in _code_cells(_load(path)) if "parameters" in c["metadata"].get("tags", [])]
+    assert len(cells) == 1, f"{path.name}: expected exactly one cell tagged 'parameters', found {len(cells)}"
+    source = "".join(cells[0]["source"])
+    names = set(re.findall(r"^([A-Za-z_]\w*)\s*=", source, flags=re.M))
+    unknown = set(SMOKE_PARAMETERS[path.stem]) - names
+    assert not unknown, f"{path.name}: smoke parameters {sorted(unknown)} are not in its parameters cell"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_committed_notebook_is_executed_and_clean(path):
+    nb = _load(path)
+    code = _code_cells(nb)
+    assert code, f"{path.name} has no code cells"
+    unexecuted = [i for i, c in enumerate(code) if c.get("execution_count") is None and "".join(c["source"]).strip()]
+    assert not unexecuted, f"{path.name}: code cells {unexecuted} were never executed; regenerate with papermill"
+    widget_views = set()
+    for i, cell in enumerate(code):
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", f"{path.name}: code cell {i} has an error output"
+            text = json.dumps(out)
+            assert not re.search(r"/(work|tmp|root|home|Users)/[\w.+-]+/", text), \
+                f"{path.name}: code cell {i} shows a machine path"
+            view = out.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            if view:
+                widget_views.add(view["model_id"])
+    if widget_views:
+        state = nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+        missing = widget_views - set(state.get("state", {}))
+        assert not missing, f"{path.name}: {len(missing)} displayed widget(s) have no saved state"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_runs_with_tiny_parameters(path, tmp_path):
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / path.name
+    papermill.execute_notebook(str(path), str(out), parameters=SMOKE_PARAMETERS[path.stem], cwd=str(tmp_path),
+                               progress_bar=False, kernel_name="python3")
+    nb = _load(out)
+    errors = [o for c in _code_cells(nb) for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors
