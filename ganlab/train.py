@@ -34,7 +34,7 @@ from .augment import diff_augment, parse_policy
 from .checkpoint import load_checkpoint, save_checkpoint
 from .losses import get_loss, gradient_penalty, r1_penalty
 from .utils import (check_choice, check_nonnegative_int, check_positive_float, check_positive_int,
-                    device_of, get_device)
+                    device_of, get_device, tune_cpu_allocator)
 
 __all__ = [
     "TrainConfig",
@@ -77,8 +77,11 @@ class TrainConfig:
     precision: str = "auto"             # "auto" (see resolve_precision), "fp32", "bf16" (CUDA/MPS) or "fp16"
                                         # (CUDA, with a gradient scaler); every choice is a no-op on the CPU
     channels_last: bool | None = None   # NHWC layout for image models and batches; None: on for 4-D images
-    fused_adam: bool | None = None      # Adam's fused kernels; None: fused on CUDA, multi-tensor elsewhere
+    fused_adam: bool | None = None      # Adam's fused kernels; None: fused on CUDA and CPU, multi-tensor elsewhere
     compile: bool = False               # torch.compile G and D (minutes of start-up; penalties run eagerly)
+    skip_d_grads: bool = True           # G's step leaves D's weight gradients uncomputed (they are unused)
+    tune_allocator: bool | None = None  # CPU: keep freed activations in the heap (utils.tune_cpu_allocator);
+                                        # None: on for the CPU
     seed: int = 0                       # seeds weights' noise draws, batch order and the fixed noise
     log_every: int = 10                 # steps between history entries
     sample_every: int = 0               # steps between sample grids from fixed noise; 0: only at the end
@@ -108,11 +111,12 @@ class TrainConfig:
         if not isinstance(self.device, (str, torch.device)):
             raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
         check_choice("precision", self.precision, PRECISIONS + ("auto",))
-        for name in ("channels_last", "fused_adam"):
+        for name in ("channels_last", "fused_adam", "tune_allocator"):
             if not (getattr(self, name) is None or isinstance(getattr(self, name), bool)):
                 raise ValueError(f"{name} must be True, False or None (automatic), got {getattr(self, name)!r}")
-        if not isinstance(self.compile, bool):
-            raise ValueError(f"compile must be True or False, got {self.compile!r}")
+        for name in ("compile", "skip_d_grads"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         check_nonnegative_int("seed", self.seed)
         check_positive_int("log_every", self.log_every)
         check_nonnegative_int("sample_every", self.sample_every)
@@ -138,7 +142,8 @@ class TrainConfig:
 
 # settings that may change between a run and its resume without changing the result
 _RESUMABLE_CHANGES = {"steps", "device", "log_every", "sample_every", "n_samples", "checkpoint_every",
-                      "max_minutes", "progress", "precision", "channels_last", "fused_adam", "compile"}
+                      "max_minutes", "progress", "precision", "channels_last", "fused_adam", "compile",
+                      "skip_d_grads", "tune_allocator"}
 
 
 @dataclass
@@ -266,10 +271,11 @@ def _d_update(G, D, real, opt_d, d_loss_fn, *, labels=None, fake=None, gp_weight
 
 
 def _g_update(G, D, batch_size, opt_g, g_loss_fn, *, labels=None, fake=None, augment=None, scaler=None,
-              autocast=None, generator=None) -> dict[str, torch.Tensor]:
+              autocast=None, generator=None, skip_d_grads=True) -> dict[str, torch.Tensor]:
     autocast = autocast if autocast is not None else nullcontext()
-    d_params = [p for p in D.parameters() if p.requires_grad]
-    for p in d_params:  # D's weights are constants here: skip their gradients (saves a third of D's backward)
+    # D's weights are constants here: skip their gradients (saves a third of D's backward)
+    d_params = [p for p in D.parameters() if p.requires_grad] if skip_d_grads else []
+    for p in d_params:
         p.requires_grad_(False)
     try:
         with autocast:
@@ -327,12 +333,13 @@ def g_step(G: nn.Module, D: nn.Module, batch_size: int, opt_g: torch.optim.Optim
 def make_optimizers(G: nn.Module, D: nn.Module, config: TrainConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
     """Adam for each player with the config's learning rates and betas.
 
-    The implementation follows ``config.fused_adam``: fused kernels (one launch for all parameters) on
-    CUDA by default, the multi-tensor ``foreach`` implementation elsewhere, the plain per-parameter loop
-    when ``fused_adam=False``. All three compute the same update.
+    The implementation follows ``config.fused_adam``: fused kernels (one pass over all parameters) on
+    CUDA and the CPU by default, the multi-tensor ``foreach`` implementation elsewhere (on the CPU it is
+    only a loop, which is why fused is the CPU default), the plain per-parameter loop when
+    ``fused_adam=False``. All three compute the same update up to rounding.
     """
     device = device_of(G)
-    fused = config.fused_adam if config.fused_adam is not None else device.type == "cuda"
+    fused = config.fused_adam if config.fused_adam is not None else device.type in ("cuda", "cpu")
     if fused and device.type not in ("cuda", "cpu", "mps"):
         raise ValueError(f"fused_adam: fused Adam is not available on {device.type!r}")
     kw = {"fused": True} if fused else {"foreach": config.fused_adam is None}
@@ -506,6 +513,8 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     device = get_device(config.device)
     precision = resolve_precision(device, config.precision)
     autocast = autocast_context(device, precision)
+    if config.tune_allocator or (config.tune_allocator is None and device.type == "cpu"):
+        tune_cpu_allocator()
     batches = _Batches(data, config.batch_size, config.seed)
     channels_last = resolve_channels_last(config.channels_last, batches(0)[0])
     layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -602,7 +611,8 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
                                     generator=gen, penalty_D=D)
             # G's step reuses the last generated batch, still attached to G's graph (as pytorch/examples)
             g_stats = _g_update(G_run, D_run, config.batch_size, opt_g, g_loss_fn, labels=labels, fake=fake,
-                                augment=config.augment, scaler=scaler_g, autocast=autocast, generator=gen)
+                                augment=config.augment, scaler=scaler_g, autocast=autocast, generator=gen,
+                                skip_d_grads=config.skip_d_grads)
             if G_ema is not None:
                 G_ema.update_parameters(G)
             step += 1

@@ -20,6 +20,7 @@ __all__ = [
     "get_device",
     "device_of",
     "seed_everything",
+    "tune_cpu_allocator",
     "atomic_write",
     "check_positive_int",
     "check_nonnegative_int",
@@ -67,6 +68,42 @@ def device_of(module: nn.Module) -> torch.device:
     for t in module.buffers():
         return t.device
     return torch.device("cpu")
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_ALLOCATOR_TUNED = False
+
+
+def tune_cpu_allocator(keep_bytes: int = 1 << 30) -> bool:
+    """Keep freed memory in the process's heap instead of handing it back to the OS (glibc on Linux).
+
+    A training step frees its activations and allocates the same sizes again on the next step. glibc
+    returns large freed blocks to the kernel (``munmap``, heap trimming), so every step faults the pages
+    back in and the kernel zeroes them: thousands of page faults per step for a DCGAN at batch 64.
+    Raising ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` to ``keep_bytes`` lets the heap reuse them
+    (the same effect as ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` in the environment, or as
+    linking jemalloc/tcmalloc). The cost: the process keeps up to that much freed memory. Process-wide and
+    not undone; returns whether it was applied (False off glibc).
+    """
+    global _ALLOCATOR_TUNED
+    check_positive_int("keep_bytes", keep_bytes)
+    if _ALLOCATOR_TUNED:
+        return True
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl or another C library
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    value = min(int(keep_bytes), 2**31 - 1)
+    _ALLOCATOR_TUNED = bool(mallopt(_M_MMAP_THRESHOLD, value)) and bool(mallopt(_M_TRIM_THRESHOLD, value))
+    return _ALLOCATOR_TUNED
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -3,6 +3,8 @@
 Each is on by default where it is safe and fast, each can be turned off, and none changes what is
 computed beyond floating-point rounding.
 """
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -57,7 +59,7 @@ def test_channels_last_changes_only_rounding():
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
 
 
-@pytest.mark.parametrize("fused_adam, expected", [(None, {"foreach": True}), (False, {"foreach": False}),
+@pytest.mark.parametrize("fused_adam, expected", [(None, {"fused": True}), (False, {"foreach": False}),
                                                   (True, {"fused": True})])
 def test_adam_implementation_follows_the_setting(fused_adam, expected):
     G, D = tiny_gan()
@@ -81,6 +83,41 @@ def test_lever_settings_are_validated():
         cfg(fused_adam=1)
     with pytest.raises(ValueError, match="compile"):
         cfg(compile=None)
+    with pytest.raises(ValueError, match="skip_d_grads"):
+        cfg(skip_d_grads="no")
+    with pytest.raises(ValueError, match="tune_allocator"):
+        cfg(tune_allocator=0)
+
+
+def test_skipping_d_grads_in_g_step_changes_nothing_but_the_work():
+    """D's weight gradients from G's step are never used (D's next step starts from zero_grad)."""
+    a = fit(*tiny_gan(), images(), cfg(skip_d_grads=True))
+    b = fit(*tiny_gan(), images(), cfg(skip_d_grads=False))
+    for p, q in zip([*a.G.parameters(), *a.D.parameters()], [*b.G.parameters(), *b.D.parameters()]):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_g_step_leaves_d_weight_gradients_uncomputed_and_restores_requires_grad():
+    G, D = tiny_gan()
+    opt_g = torch.optim.Adam(G.parameters())
+    before = [p.requires_grad for p in D.parameters()]
+    train_module._g_update(G, D, 8, opt_g, gl.losses.get_loss("non_saturating")[1], skip_d_grads=True)
+    assert all(p.grad is None for p in D.parameters())
+    assert [p.requires_grad for p in D.parameters()] == before
+    train_module._g_update(G, D, 8, opt_g, gl.losses.get_loss("non_saturating")[1], skip_d_grads=False)
+    assert all(p.grad is not None for p in D.parameters())
+
+
+def test_cpu_allocator_tuning_is_reported_and_idempotent():
+    import sys
+
+    applied = gl.utils.tune_cpu_allocator()
+    assert isinstance(applied, bool)
+    if sys.platform.startswith("linux") and Path("/lib/x86_64-linux-gnu/libc.so.6").exists():
+        assert applied                     # glibc: both mallopt calls succeed
+    assert gl.utils.tune_cpu_allocator() == applied
+    with pytest.raises(ValueError, match="keep_bytes"):
+        gl.utils.tune_cpu_allocator(0)
 
 
 def test_resume_accepts_other_speed_settings(tmp_path):

@@ -1,0 +1,51 @@
+"""ganlab.bench: the FLOP count, the matrix-product yardstick and the benchmark's table (tiny sizes)."""
+import pytest
+import torch
+from torch import nn
+
+from ganlab.bench import LEVERS_OFF, Variant, default_variants, format_rows, matmul_gflops, step_flops, throughput
+
+
+def test_step_flops_counts_a_linear_layer_as_two_per_multiply_add():
+    layer = nn.Linear(8, 4, bias=False)
+    x = torch.randn(3, 8)
+    assert step_flops(lambda: layer(x)) == 2 * 3 * 8 * 4
+    # forward and backward: the input and weight gradients are each one more product of the same size
+    assert step_flops(lambda: layer(x.requires_grad_()).sum().backward()) == 3 * 2 * 3 * 8 * 4
+
+
+def test_matmul_gflops_is_a_positive_rate_and_checks_its_arguments():
+    assert matmul_gflops("cpu", n=64, repeats=2) > 0
+    with pytest.raises(ValueError, match="n"):
+        matmul_gflops("cpu", n=0)
+
+
+def test_default_variants_start_with_the_reference_and_turn_one_lever_on_at_a_time():
+    rows = default_variants("cpu")
+    assert rows[0].config is None and rows[1].config == LEVERS_OFF
+    for v in rows[2:]:
+        if v.config and v.config != {}:
+            changed = {k for k in LEVERS_OFF if v.config.get(k, LEVERS_OFF[k]) != LEVERS_OFF[k]}
+            assert len(changed) == 1, v.name
+    assert any(v.config == {} for v in rows)   # ganlab's own defaults are measured
+
+
+def test_throughput_rows_in_fresh_processes():
+    variants = [Variant("reference", None), Variant("defaults", {})]
+    rows = throughput(model_args=dict(z_dim=8, img_size=8, base_channels=4), batch_size=4, steps=2,
+                      repeats=1, warmup=1, device="cpu", variants=variants, progress=False)
+    assert [r["name"] for r in rows] == ["reference", "defaults"]
+    assert rows[0]["ratio"] == 1.0
+    assert all(r["images_per_s"] > 0 and r["gflop_per_step"] > 0 and 0 < r["peak_share"] for r in rows)
+    # skipping D's weight gradients in G's step does less work than the reference
+    assert rows[1]["gflop_per_step"] < rows[0]["gflop_per_step"]
+    assert "reference" in format_rows(rows)
+
+
+def test_throughput_checks_its_arguments():
+    with pytest.raises(ValueError, match="steps"):
+        throughput(steps=0)
+    with pytest.raises(ValueError, match="model"):
+        throughput(model="nope")
+    with pytest.raises(ValueError, match="variants"):
+        throughput(variants=[Variant("x", {})], device="cpu")
