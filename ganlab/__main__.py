@@ -135,7 +135,7 @@ def _train(args, parser) -> int:
 
     from .data import MNIST
     from .models import build_gan
-    from .train import TrainConfig, fit
+    from .train import UNLIMITED_STEPS, TrainConfig, fit
 
     if args.minutes is None and args.steps is None:
         parser.error("argument --minutes/--steps: give at least one of them")
@@ -152,8 +152,9 @@ def _train(args, parser) -> int:
                          base_channels=args.base_channels, extra_layers=args.extra_layers,
                          d_spectral_norm=args.spectral_norm)
         config = TrainConfig(
-            steps=args.steps if args.steps is not None else 10**9, batch_size=args.batch_size,
-            lr_g=args.lr_g, lr_d=args.lr_d, betas=(args.beta1, args.beta2), loss=args.loss, seed=args.seed, device=args.device,
+            steps=args.steps if args.steps is not None else UNLIMITED_STEPS, batch_size=args.batch_size,
+            lr_g=args.lr_g, lr_d=args.lr_d, betas=(args.beta1, args.beta2), loss=args.loss, seed=args.seed,
+            device=args.device,
             precision=args.precision, channels_last=args.channels_last, compile=args.compile,
             ema_half_life=args.ema_half_life or None,
             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,

@@ -46,6 +46,7 @@ __all__ = [
     "make_optimizers",
     "autocast_context",
     "resolve_precision",
+    "speed_settings",
     "resolve_channels_last",
     "ema_decay",
     "balanced_labels",
@@ -140,6 +141,9 @@ class TrainConfig:
         return cls(**dict(d))
 
 
+# a step count that only a time budget (max_minutes) ends; the progress bar then counts without a total
+UNLIMITED_STEPS = 10**9
+
 # settings that may change between a run and its resume without changing the result
 _RESUMABLE_CHANGES = {"steps", "device", "log_every", "sample_every", "n_samples", "checkpoint_every",
                       "max_minutes", "progress", "precision", "channels_last", "fused_adam", "compile",
@@ -191,6 +195,26 @@ def resolve_channels_last(setting: bool | None, example: torch.Tensor) -> bool:
     ``benchmarks/throughput.py`` measures by how much.
     """
     return example.dim() == 4 if setting is None else bool(setting)
+
+
+def speed_settings(config: "TrainConfig", device: str | torch.device | None = None,
+                   example: torch.Tensor | None = None) -> dict[str, Any]:
+    """The speed levers :func:`fit` uses for ``config`` on ``device``, with every automatic choice resolved.
+
+    ``example`` is one batch of the data (default: a batch of images, for which channels-last applies).
+    Every entry can be forced through the config field of the same name.
+    """
+    device = get_device(device if device is not None else config.device)
+    example = example if example is not None else torch.zeros(1, 1, 8, 8)
+    fused = config.fused_adam if config.fused_adam is not None else device.type in ("cuda", "cpu")
+    return {
+        "precision": resolve_precision(device, config.precision),
+        "channels_last": resolve_channels_last(config.channels_last, example),
+        "adam": "fused" if fused else ("foreach" if config.fused_adam is None else "per-parameter loop"),
+        "skip_d_grads": config.skip_d_grads,
+        "tune_allocator": bool(config.tune_allocator or (config.tune_allocator is None and device.type == "cpu")),
+        "compile": config.compile,
+    }
 
 
 def autocast_context(device: torch.device, precision: str):
@@ -339,7 +363,7 @@ def make_optimizers(G: nn.Module, D: nn.Module, config: TrainConfig) -> tuple[to
     ``fused_adam=False``. All three compute the same update up to rounding.
     """
     device = device_of(G)
-    fused = config.fused_adam if config.fused_adam is not None else device.type in ("cuda", "cpu")
+    fused = speed_settings(config, device)["adam"] == "fused"
     if fused and device.type not in ("cuda", "cpu", "mps"):
         raise ValueError(f"fused_adam: fused Adam is not available on {device.type!r}")
     kw = {"fused": True} if fused else {"foreach": config.fused_adam is None}
@@ -513,7 +537,7 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     device = get_device(config.device)
     precision = resolve_precision(device, config.precision)
     autocast = autocast_context(device, precision)
-    if config.tune_allocator or (config.tune_allocator is None and device.type == "cpu"):
+    if speed_settings(config, device)["tune_allocator"]:
         tune_cpu_allocator()
     batches = _Batches(data, config.batch_size, config.seed)
     channels_last = resolve_channels_last(config.channels_last, batches(0)[0])
@@ -587,7 +611,8 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     last_ckpt: Path | None = None
     last_ckpt_step = -1
     stopped = "steps"
-    bar = tqdm(total=config.steps, initial=min(step, config.steps), disable=not config.progress,
+    bar = tqdm(total=None if config.steps >= UNLIMITED_STEPS else config.steps,
+               initial=min(step, config.steps), disable=not config.progress,
                desc="training", unit="step", dynamic_ncols=True, mininterval=0.5)
     try:
         while step < config.steps:

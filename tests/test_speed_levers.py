@@ -159,3 +159,13 @@ def test_compile_keeps_the_gradient_penalty_on_the_eager_discriminator(monkeypat
 def test_compile_for_real_with_gradient_penalty_on_cuda():
     result = fit(*tiny_gan(), images(), cfg(device="cuda", compile=True, gp_weight=10.0, loss="wasserstein"))
     assert result.step == 4
+
+
+def test_speed_settings_resolve_the_automatic_choices_and_follow_overrides():
+    auto = gl.train.speed_settings(cfg(), "cpu")
+    assert auto == {"precision": "fp32", "channels_last": True, "adam": "fused", "skip_d_grads": True,
+                    "tune_allocator": True, "compile": False}
+    off = gl.train.speed_settings(cfg(**gl.bench.LEVERS_OFF), "cpu")
+    assert off == {"precision": "fp32", "channels_last": False, "adam": "per-parameter loop",
+                   "skip_d_grads": False, "tune_allocator": False, "compile": False}
+    assert gl.train.speed_settings(cfg(), "cpu", example=torch.zeros(4, 2))["channels_last"] is False

@@ -1,0 +1,99 @@
+"""Each stability technique of chapter 6 does what its paper says, on a constructed case.
+
+Spectral norm (tests/test_models.py), the gradient penalty and R1 (tests/test_losses.py), the hinge and
+least-squares losses (tests/test_losses.py) and DiffAugment (tests/test_augment.py) have their closed-form
+tests next to their code; here are TTUR and the EMA of the generator, which live in the training loop,
+and the end-to-end property of each regulariser as fit applies it.
+"""
+import pytest
+import torch
+from torch import nn
+
+import ganlab as gl
+from ganlab.train import TrainConfig, fit
+
+
+def tiny_gan(seed=0, **kw):
+    torch.manual_seed(seed)
+    return gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4, **kw)
+
+
+def images(n=64):
+    return torch.rand(n, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def cfg(**kw):
+    return TrainConfig(**{"steps": 3, "batch_size": 8, "progress": False, "n_samples": 4, "device": "cpu",
+                          "channels_last": False, **kw})
+
+
+def test_ttur_gives_each_player_its_own_learning_rate():
+    """Heusel et al. 2017: D and G use different step sizes. With Adam's first step, every parameter moves
+    by about its learning rate, so the ratio of the largest moves is the ratio of the rates."""
+    G, D = tiny_gan()
+    g0 = [p.detach().clone() for p in G.parameters()]
+    d0 = [p.detach().clone() for p in D.parameters()]
+    fit(G, D, images(), cfg(steps=1, lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.999)))
+    g_move = max((p - q).abs().max().item() for p, q in zip(G.parameters(), g0))
+    d_move = max((p - q).abs().max().item() for p, q in zip(D.parameters(), d0))
+    assert g_move == pytest.approx(1e-4, rel=0.05)
+    assert d_move == pytest.approx(4e-4, rel=0.05)
+
+
+def test_ema_generator_is_the_exponential_average_of_the_iterates():
+    """G_ema after n steps = sum of decayed iterates (Yazici et al. 2019), checked against a hand-kept
+    average of the weights fit produced at each step."""
+    G, D = tiny_gan()
+    decay = gl.train.ema_decay(8, 40.0)
+    kept = {}
+
+    def track(state):
+        for name, p in state.G.named_parameters():
+            # AveragedModel copies the first iterate, then avg = decay * avg + (1 - decay) * new
+            kept[name] = p.detach().clone() if name not in kept else decay * kept[name] + (1 - decay) * p.detach()
+
+    result = fit(G, D, images(), cfg(steps=5, ema_half_life=40.0), callbacks={"on_step_end": [track]})
+    for name, p in result.G_ema.named_parameters():
+        torch.testing.assert_close(p, kept[name], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(result.G_ema.net[0].weight, result.G.net[0].weight)
+
+
+def test_spectral_norm_keeps_d_one_lipschitz_during_training():
+    """Miyato et al. 2018: after training steps every normalised layer still has spectral norm about 1."""
+    G, D = tiny_gan(d_spectral_norm=True)
+    fit(G, D, images(), cfg(steps=5, lr_d=1e-2))
+    D.eval()
+    with torch.no_grad():
+        for module in D.modules():
+            if isinstance(module, nn.Conv2d) and hasattr(module, "parametrizations"):
+                w = module.weight.flatten(1)
+                assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_gradient_penalty_pulls_a_steep_critic_towards_unit_gradient():
+    """Gulrajani et al. 2017: with only the penalty as loss, the critic's gradient norm moves towards 1."""
+    critic = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.fill_(2.0)                      # gradient norm 4 everywhere
+    opt = torch.optim.SGD(critic.parameters(), lr=0.05)
+    real, fake = torch.randn(16, 4), torch.randn(16, 4)
+    for _ in range(200):
+        opt.zero_grad()
+        gl.losses.gradient_penalty(lambda x: critic(x).squeeze(1), real, fake).backward()
+        opt.step()
+    assert critic.weight.norm().item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_r1_penalty_flattens_d_on_the_real_data():
+    """Mescheder et al. 2018: minimising R1 alone drives the gradient on real points to zero."""
+    D = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+    real = torch.randn(32, 2)
+    opt = torch.optim.Adam(D.parameters(), lr=1e-2)
+    first = None
+    for _ in range(300):
+        opt.zero_grad()
+        r1 = gl.losses.r1_penalty(lambda x: D(x).squeeze(1), real)
+        first = first if first is not None else r1.item()
+        r1.backward()
+        opt.step()
+    assert r1.item() < 1e-3 * first
