@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a GAN; stops after --minutes or --steps, whichever first")
-    t.add_argument("model", choices=list_models(), help="registered GAN name")
+    t.add_argument("model", choices=list_models(accepts="img_size"), help="registered image GAN name")
     t.add_argument("--data", choices=["mnist"], default="mnist", help="dataset (default: mnist)")
     t.add_argument("--out", type=Path, required=True, help="output folder for checkpoint.pt and sample grids")
     t.add_argument("--minutes", type=_positive_float, default=None, help="wall-clock budget in minutes")

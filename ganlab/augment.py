@@ -79,10 +79,14 @@ def diff_augment(x: torch.Tensor, policy: str | None = "translation,cutout", *,
     """Apply the operations of ``policy`` (comma-separated, in order) to images ``(B, C, H, W)`` in [-1, 1].
 
     Every operation is differentiable with respect to ``x``; the random draws come from ``generator``
-    (a CPU generator, so that runs are reproducible on any device).
+    (a CPU generator, so that runs are reproducible on any device). An empty policy (``None`` or
+    ``""``) returns ``x`` unchanged, whatever its shape.
     """
+    names = parse_policy(policy)
+    if not names:
+        return x  # nothing to do: any tensor passes through (2-D points too)
     if x.dim() != 4:
         raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
-    for name in parse_policy(policy):
+    for name in names:
         x = _OPS[name](x, generator)
     return x

@@ -3,6 +3,8 @@
 ``build_gan(name, **kwargs)`` returns a ``(generator, discriminator)`` pair; ``list_models()`` lists the
 names. Keyword arguments are split between the two networks by name (``z_dim`` goes to the generator
 only; ``img_channels``, ``img_size`` and ``base_channels`` go to both).
+
+Registered pairs: ``"dcgan"`` (images, :mod:`.dcgan`) and ``"toy"`` (MLPs for 2-D points, :mod:`.toy`).
 """
 from __future__ import annotations
 
@@ -13,12 +15,15 @@ from torch import nn
 
 from .classifier import MNISTClassifier
 from .dcgan import DCGANDiscriminator, DCGANGenerator, stage_plan
+from .toy import ToyDiscriminator, ToyGenerator
 
 __all__ = [
     "DCGANGenerator",
     "DCGANDiscriminator",
     "MNISTClassifier",
     "stage_plan",
+    "ToyGenerator",
+    "ToyDiscriminator",
     "build_gan",
     "list_models",
     "register_gan",
@@ -37,9 +42,15 @@ def register_gan(name: str, generator: Callable[..., nn.Module], discriminator: 
     GAN_REGISTRY[name] = (generator, discriminator)
 
 
-def list_models() -> list[str]:
-    """Names accepted by :func:`build_gan`, sorted."""
-    return sorted(GAN_REGISTRY)
+def list_models(*, accepts: str | None = None) -> list[str]:
+    """Names accepted by :func:`build_gan`, sorted.
+
+    ``accepts``: keep only the pairs whose generator takes this keyword, for example
+    ``list_models(accepts="img_size")`` for the image GANs (not the 2-D ``"toy"`` pair).
+    """
+    if accepts is None:
+        return sorted(GAN_REGISTRY)
+    return sorted(name for name, (g_cls, _) in GAN_REGISTRY.items() if accepts in _accepted(g_cls))
 
 
 def _accepted(cls: Callable[..., nn.Module]) -> set[str]:
@@ -69,3 +80,4 @@ def build_gan(name: str, **kwargs) -> tuple[nn.Module, nn.Module]:
 
 
 register_gan("dcgan", DCGANGenerator, DCGANDiscriminator)
+register_gan("toy", ToyGenerator, ToyDiscriminator)
