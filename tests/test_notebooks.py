@@ -22,6 +22,9 @@ SMOKE_PARAMETERS: dict[str, dict] = {
     "01_introduction": {},
     "04_implementation": dict(steps=12, eval_every=6, n_eval=100, resume_steps=4,
                               batch_size=16, base_channels=16),
+    "06_optimization": dict(seeds=[0], mnist_seconds=0.5, mnist_base_channels=8, small_data=64, n_eval=100,
+                            toy_steps=20, n_toy_eval=200, bench_steps=2, bench_base_channels=8,
+                            bench_batch_size=8),
 }
 
 
