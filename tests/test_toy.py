@@ -51,6 +51,20 @@ def test_packing_reads_consecutive_points_as_one_input():
     assert not torch.allclose(D(x), D(x[[1, 0, 3, 2, 5, 4]]))
 
 
+def test_minibatch_std_feeds_the_batch_spread_to_the_output_layer():
+    torch.manual_seed(0)
+    D = ToyDiscriminator(hidden_dim=8, num_layers=2, minibatch_std=True)
+    assert D.net[-1].in_features == 9 and D.model_args["minibatch_std"]
+    x = torch.randn(16, 2)
+    h = D.net[:-1](x)
+    expected = D.net[-1](torch.cat([h, h.std(dim=0, unbiased=False).mean().expand(16, 1)], dim=1)).squeeze(1)
+    assert torch.allclose(D(x), expected)
+    # the same point is judged differently in a varied batch and in a collapsed one
+    collapsed = x[:1].repeat(16, 1)
+    assert not torch.allclose(D(x)[:1], D(collapsed)[:1])
+    assert D(x[:1]).shape == (1,)  # a batch of one has no spread: the feature is 0
+
+
 def test_toy_argument_errors_name_the_argument():
     with pytest.raises(ValueError, match="z_dim"):
         ToyGenerator(z_dim=0)

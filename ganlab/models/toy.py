@@ -14,6 +14,8 @@ and G is then pushed away from. Losses need no change: they average over whateve
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -22,7 +24,7 @@ from ..utils import check_positive_int
 __all__ = ["ToyGenerator", "ToyDiscriminator"]
 
 
-def _mlp(in_dim: int, hidden_dim: int, num_layers: int, out_dim: int, activation: type[nn.Module]) -> nn.Sequential:
+def _mlp(in_dim: int, hidden_dim: int, num_layers: int, out_dim: int, activation: Callable[[], nn.Module]) -> nn.Sequential:
     layers: list[nn.Module] = []
     width = in_dim
     for _ in range(num_layers):
@@ -71,16 +73,24 @@ class ToyDiscriminator(nn.Module):
         num_layers: hidden layers.
         pack: points judged together (PacGAN); 1 is the ordinary discriminator. The batch size must be
             a multiple of ``pack``.
+        minibatch_std: append the standard deviation of the last hidden features across the batch as one
+            more feature before the output layer (Karras et al. 2018, https://arxiv.org/abs/1710.10196,
+            a simple form of minibatch discrimination): a batch without variety looks fake to D.
     """
 
-    def __init__(self, *, data_dim: int = 2, hidden_dim: int = 128, num_layers: int = 3, pack: int = 1) -> None:
+    def __init__(self, *, data_dim: int = 2, hidden_dim: int = 128, num_layers: int = 3, pack: int = 1,
+                 minibatch_std: bool = False) -> None:
         super().__init__()
         for name, value in (("data_dim", data_dim), ("hidden_dim", hidden_dim), ("num_layers", num_layers),
                             ("pack", pack)):
             check_positive_int(name, value)
         self.data_dim, self.hidden_dim, self.num_layers, self.pack = data_dim, hidden_dim, num_layers, pack
-        self.model_args = dict(data_dim=data_dim, hidden_dim=hidden_dim, num_layers=num_layers, pack=pack)
+        self.minibatch_std = bool(minibatch_std)
+        self.model_args = dict(data_dim=data_dim, hidden_dim=hidden_dim, num_layers=num_layers, pack=pack,
+                               minibatch_std=self.minibatch_std)
         self.net = _mlp(pack * data_dim, hidden_dim, num_layers, 1, lambda: nn.LeakyReLU(0.2))
+        if self.minibatch_std:  # the output layer reads one more feature
+            self.net[-1] = nn.Linear(hidden_dim + 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.data_dim:
@@ -88,4 +98,9 @@ class ToyDiscriminator(nn.Module):
         if x.shape[0] % self.pack:
             raise ValueError(f"x: the batch size ({x.shape[0]}) must be a multiple of pack={self.pack}")
         packed = x.reshape(x.shape[0] // self.pack, self.pack * self.data_dim)  # (B / pack, pack * data_dim)
-        return self.net(packed).squeeze(1)  # (B / pack,) logits
+        if not self.minibatch_std:
+            return self.net(packed).squeeze(1)  # (B / pack,) logits
+        h = self.net[:-1](packed)  # (B / pack, hidden_dim)
+        # one number per batch: the mean over features of their standard deviation across the batch
+        std = h.std(dim=0, unbiased=False).mean() if len(h) > 1 else h.new_zeros(())
+        return self.net[-1](torch.cat([h, std.expand(len(h), 1)], dim=1)).squeeze(1)
