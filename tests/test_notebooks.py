@@ -20,6 +20,7 @@ CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
 # tiny values for each chapter's `parameters` cell: the smoke run checks wiring, not quality
 SMOKE_PARAMETERS: dict[str, dict] = {
     "01_introduction": {},
+    "03_gan_vs_vae": dict(max_steps=10, n_eval=100, n_invert=4, invert_steps=5, base_channels=8),
     "04_implementation": dict(steps=12, eval_every=6, n_eval=100, resume_steps=4,
                               batch_size=16, base_channels=16),
 }
