@@ -122,14 +122,21 @@ def test_decoder_output_is_the_bernoulli_mean_in_signed_range():
         assert torch.allclose(dec(z), 2 * torch.sigmoid(dec.logits(z)) - 1, atol=1e-6)
 
 
-def test_the_decoder_is_the_dcgan_generator_without_its_tanh():
-    kw = dict(z_dim=16, img_channels=1, img_size=28, base_channels=32)
+@pytest.mark.parametrize("extra_layers", [0, 3])
+def test_the_decoder_is_the_dcgan_generator_without_its_tanh(extra_layers):
+    kw = dict(z_dim=16, img_channels=1, img_size=28, base_channels=32, extra_layers=extra_layers)
     dec, gen = VAEDecoder(**kw), DCGANGenerator(**kw)
     assert [type(m) for m in dec.net] == [type(m) for m in gen.net][:-1]
     assert isinstance(gen.net[-1], torch.nn.Tanh)
     assert sum(p.numel() for p in dec.parameters()) == sum(p.numel() for p in gen.parameters())
     enc = VAEEncoder(**kw)
     assert enc.head.out_features == 2 * 16
+    n_conv3 = sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in enc.features)
+    assert n_conv3 == extra_layers
+    vae = VAE(**kw)
+    assert vae.model_args["extra_layers"] == extra_layers and vae.decoder.extra_layers == extra_layers
+    logits, mu, logvar = vae(torch.zeros(2, 1, 28, 28))
+    assert logits.shape == (2, 1, 28, 28) and mu.shape == logvar.shape == (2, 16)
 
 
 def test_reparameterisation_is_differentiable_and_collapses_to_the_mean():
@@ -144,7 +151,8 @@ def test_reparameterisation_is_differentiable_and_collapses_to_the_mean():
 
 def test_argument_errors_name_the_argument():
     for kw, name in ((dict(z_dim=0), "z_dim"), (dict(img_channels=2), "img_channels"),
-                     (dict(img_size=36), "img_size"), (dict(base_channels=0), "base_channels")):
+                     (dict(img_size=36), "img_size"), (dict(base_channels=0), "base_channels"),
+                     (dict(extra_layers=-1), "extra_layers")):
         with pytest.raises(ValueError, match=name):
             VAE(**kw)
     vae = VAE(z_dim=4, base_channels=8)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..utils import check_positive_int
+from ..utils import check_nonnegative_int, check_positive_int
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 
 __all__ = ["VAE", "VAEEncoder", "VAEDecoder"]
@@ -43,15 +43,17 @@ class VAEEncoder(nn.Module):
     """
 
     def __init__(self, *, z_dim: int = 16, img_channels: int = 1, img_size: int = 28,
-                 base_channels: int = 32) -> None:
+                 base_channels: int = 32, extra_layers: int = 0) -> None:
         super().__init__()
         check_positive_int("z_dim", z_dim)
         _check_img_channels(img_channels)
         self.z_dim, self.img_channels, self.img_size, self.base_channels = z_dim, img_channels, img_size, base_channels
+        self.extra_layers = extra_layers
         self.model_args = dict(z_dim=z_dim, img_channels=img_channels, img_size=img_size,
-                               base_channels=base_channels)
+                               base_channels=base_channels, extra_layers=extra_layers)
         # borrow the discriminator's feature stack (and its initialisation); drop its one-logit head
-        d = DCGANDiscriminator(img_channels=img_channels, img_size=img_size, base_channels=base_channels)
+        d = DCGANDiscriminator(img_channels=img_channels, img_size=img_size, base_channels=base_channels,
+                               extra_layers=extra_layers)
         self.features = d.features                                     # (B, width, base, base)
         width, base = d.head.in_channels, d.head.kernel_size[0]
         self.head = nn.Linear(width * base * base, 2 * z_dim)          # (B, width * base * base) -> (B, 2 z_dim)
@@ -73,13 +75,15 @@ class VAEDecoder(nn.Module):
     """
 
     def __init__(self, *, z_dim: int = 16, img_channels: int = 1, img_size: int = 28,
-                 base_channels: int = 32) -> None:
+                 base_channels: int = 32, extra_layers: int = 0) -> None:
         super().__init__()
         _check_img_channels(img_channels)
-        g = DCGANGenerator(z_dim=z_dim, img_channels=img_channels, img_size=img_size, base_channels=base_channels)
+        g = DCGANGenerator(z_dim=z_dim, img_channels=img_channels, img_size=img_size, base_channels=base_channels,
+                           extra_layers=extra_layers)
         self.z_dim, self.img_channels, self.img_size, self.base_channels = z_dim, img_channels, img_size, base_channels
+        self.extra_layers = extra_layers
         self.model_args = dict(z_dim=z_dim, img_channels=img_channels, img_size=img_size,
-                               base_channels=base_channels)
+                               base_channels=base_channels, extra_layers=extra_layers)
         self.net = g.net[:-1]  # the generator's layers up to, not including, its tanh
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
@@ -100,6 +104,8 @@ class VAE(nn.Module):
         img_channels: 1 (grey) or 3 (colour).
         img_size: image side, ``base * 2**k`` with base 4..7 (28, 32, 64, ...), as for the DCGAN.
         base_channels: width of the encoder's first and the decoder's last stage (DCGAN convention).
+        extra_layers: 3 x 3 stride-1 convolution blocks at the smallest resolution of both halves, as the
+            DCGAN's ``extra_layers`` (0: the plain DCGAN layouts).
 
     ``encoder`` and ``decoder`` are the two halves; ``decoder`` has a ``z_dim`` attribute, so
     ``ganlab.sample(vae.decoder, n, seed=...)`` samples from the prior. :meth:`reconstruct` encodes and
@@ -107,12 +113,15 @@ class VAE(nn.Module):
     """
 
     def __init__(self, *, z_dim: int = 16, img_channels: int = 1, img_size: int = 28,
-                 base_channels: int = 32) -> None:
+                 base_channels: int = 32, extra_layers: int = 0) -> None:
         super().__init__()
-        args = dict(z_dim=z_dim, img_channels=img_channels, img_size=img_size, base_channels=base_channels)
+        check_nonnegative_int("extra_layers", extra_layers)
+        args = dict(z_dim=z_dim, img_channels=img_channels, img_size=img_size, base_channels=base_channels,
+                    extra_layers=extra_layers)
         self.encoder = VAEEncoder(**args)
         self.decoder = VAEDecoder(**args)
         self.z_dim, self.img_channels, self.img_size, self.base_channels = z_dim, img_channels, img_size, base_channels
+        self.extra_layers = extra_layers
         self.model_args = args
 
     @staticmethod
