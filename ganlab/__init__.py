@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 from . import augment, bench, data, losses, metrics, models, train, utils, viz  # noqa: E402
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
-from .train import TrainConfig, TrainResult, d_step, fit, g_step, load_generator, sample  # noqa: E402
+from .train import TrainConfig, TrainResult, d_step, fit, fit_vae, g_step, load_generator, sample  # noqa: E402
 from .utils import device_of, get_device, seed_everything  # noqa: E402
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "fit",
+    "fit_vae",
     "d_step",
     "g_step",
     "sample",

@@ -21,10 +21,14 @@ least_squares  ½ (r - 1)² + ½ f²                     ½ (f - 1)²           
 
 For ``wasserstein`` the discriminator is a critic: its output is a score, not a logit, and the loss is
 only meaningful with a Lipschitz constraint (``gradient_penalty``, Gulrajani et al. 2017).
+
+The VAE's objective, the negative evidence lower bound (:func:`vae_loss`, with :func:`gaussian_kl` and
+:func:`bernoulli_nll`), sits at the end; ``book/03_gan_vs_vae.ipynb`` teaches it.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +49,10 @@ __all__ = [
     "g_least_squares",
     "gradient_penalty",
     "r1_penalty",
+    "gaussian_kl",
+    "bernoulli_nll",
+    "vae_loss",
+    "VAELoss",
 ]
 
 LossFn = Callable[..., torch.Tensor]
@@ -146,3 +154,60 @@ def r1_penalty(D: nn.Module, real: torch.Tensor, *, labels: torch.Tensor | None 
     x = real.detach().requires_grad_(True)
     grad = _grad_of(D(x) if labels is None else D(x, labels), x)
     return grad.pow(2).sum(dim=1).mean()
+
+
+# --- the VAE's objective (book/03_gan_vs_vae.ipynb) ----------------------------------------------
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``KL(N(mu, diag(exp(logvar))) || N(0, I))`` per row, in nats: ``½ Σ_j (μ_j² + σ_j² - 1 - log σ_j²)``.
+
+    ``mu`` and ``logvar`` have shape ``(B, z_dim)``; the result has shape ``(B,)`` and is 0 exactly when
+    ``mu = 0`` and ``logvar = 0`` (the posterior equals the prior).
+    """
+    if mu.shape != logvar.shape or mu.dim() != 2:
+        raise ValueError(f"mu and logvar must both have shape (B, z_dim), got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``-log p(x | z)`` per image, in nats, for images ``x`` in [-1, 1] and per-pixel Bernoulli ``logits``.
+
+    With ``t = (x + 1) / 2`` the pixel intensity in [0, 1] and ``l`` the logit, each pixel contributes
+    ``-t log σ(l) - (1 - t) log(1 - σ(l)) = softplus(l) - t l`` (the stable form), summed over the pixels
+    of an image: shape ``(B,)``. For grey levels strictly between 0 and 1 this is the cross-entropy that
+    Kingma & Welling used for MNIST; it is an exact log-likelihood only for black-and-white pixels.
+    """
+    if logits.shape != x.shape:
+        raise ValueError(f"logits and x must have the same shape, got {tuple(logits.shape)} and {tuple(x.shape)}")
+    t = (x + 1.0) / 2.0
+    return F.binary_cross_entropy_with_logits(logits, t, reduction="none").flatten(1).sum(dim=1)
+
+
+class VAELoss(NamedTuple):
+    """What :func:`vae_loss` returns: three batch means, in nats per image."""
+
+    loss: torch.Tensor   # recon + beta * kl: the negative ELBO for beta = 1; minimise it
+    recon: torch.Tensor  # E_q[-log p(x | z)], estimated with one z per image
+    kl: torch.Tensor     # KL(q(z | x) || p(z))
+
+
+def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *,
+             beta: float = 1.0) -> VAELoss:
+    """The VAE's loss, the negative evidence lower bound (Kingma & Welling 2014), averaged over the batch.
+
+    For each image ``x`` with posterior ``q(z | x) = N(mu, diag(exp(logvar)))`` and prior ``p(z) = N(0, I)``::
+
+        log p(x) >= ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || p(z))
+        loss = mean over the batch of  -E_q[log p(x | z)] + beta * KL(q(z | x) || p(z))
+
+    Sign convention: the loss is *minimised*; with ``beta = 1`` it is ``-ELBO``, an upper bound on
+    ``-log p(x)`` in nats per image. The expectation is estimated with the one reparameterised sample
+    ``z`` that produced ``logits`` (:func:`bernoulli_nll`); the KL term is in closed form
+    (:func:`gaussian_kl`). ``beta != 1`` gives the beta-VAE weighting (Higgins et al. 2017), no longer a bound.
+    Returns ``VAELoss(loss, recon, kl)``.
+    """
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
+        raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+    recon = bernoulli_nll(logits, x).mean()
+    kl = gaussian_kl(mu, logvar).mean()
+    return VAELoss(recon + beta * kl, recon, kl)

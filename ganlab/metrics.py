@@ -17,6 +17,9 @@ Taught in ``book/04_implementation.ipynb`` ("Measuring quality").
   et al. 2017, https://arxiv.org/abs/1705.07761): a sample is *high quality* when it lies within
   3 standard deviations of its nearest mode, and a mode is *covered* when at least one high-quality
   sample has it as nearest mode. The published tables use 2,500 samples.
+* :func:`laplacian_variance` measures sharpness (``book/03_gan_vs_vae.ipynb``): the variance of the
+  discrete Laplacian over each image's pixels, averaged over images. Blur removes the high frequencies
+  the Laplacian responds to, so blurry images score low; compare with the same number for real images.
 * :func:`inception_fid` computes real FID with torchmetrics where the Inception weights can be had
   (for example on Colab); :func:`fid_with_features` runs torchmetrics' implementation on any feature
   extractor, which lets the two implementations be checked against each other offline.
@@ -54,6 +57,7 @@ __all__ = [
     "fid_with_features",
     "inception_fid",
     "mode_coverage",
+    "laplacian_variance",
     "METRICS",
     "get_metric",
 ]
@@ -268,6 +272,29 @@ def evaluate_samples(images: torch.Tensor, *, classifier: nn.Module, reference: 
         "histogram": label_histogram(probs).tolist(),
         "n": len(feats),
     }
+
+
+# --- sharpness -------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def laplacian_variance(images: torch.Tensor, *, per_image: bool = False) -> float | torch.Tensor:
+    """Sharpness: the variance over pixels of the discrete Laplacian of each image, averaged over images.
+
+    The Laplacian is the 3 x 3 kernel ``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]`` (scikit-image's
+    ``filters.laplace``), applied to each channel of ``images`` ``(N, C, H, W)`` as given (ganlab's
+    [-1, 1]), on interior pixels only (no padding), so that borders add nothing. It is 0 for a constant
+    or linear ramp image, and 64 for a ±1 checkerboard (every response is ±8). ``per_image=True`` returns
+    the ``(N,)`` values (channels averaged) instead of their mean.
+    """
+    x = torch.as_tensor(images)
+    if x.dim() != 4 or len(x) == 0 or min(x.shape[-2:]) < 3:
+        raise ValueError(f"images must have shape (N, C, H, W) with N > 0 and H, W >= 3, got {tuple(x.shape)}")
+    x = x.detach().to("cpu", torch.float64)
+    n, c, h, w = x.shape
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    lap = F.conv2d(x.reshape(n * c, 1, h, w), kernel[None, None])   # (N C, 1, H - 2, W - 2)
+    var = lap.flatten(1).var(dim=1, unbiased=False).reshape(n, c).mean(dim=1)  # (N,)
+    return var.float() if per_image else float(var.mean())
 
 
 # --- torchmetrics ----------------------------------------------------------------------------------

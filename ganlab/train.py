@@ -689,3 +689,72 @@ def load_generator(checkpoint: str | Path, *, ema: bool = True, device: str | to
 
 
 __all__.append("load_generator")
+
+
+# --- the VAE's loop (book/03_gan_vs_vae.ipynb) -----------------------------------------------------
+
+@dataclass
+class VAEResult:
+    """What :func:`fit_vae` returns."""
+
+    vae: nn.Module                      # the trained VAE (in train mode, on the training device)
+    history: dict[str, list[float]]     # "step", "loss", "recon", "kl" (nats per image), "seconds"
+    step: int                           # updates done
+    stopped: str                        # "steps" (finished) or "time" (max_minutes reached)
+    seconds: float                      # wall-clock time of the call
+
+
+def fit_vae(vae: nn.Module, data: Any, *, steps: int = 2_000, batch_size: int = 64, lr: float = 1e-3,
+            beta: float = 1.0, max_minutes: float | None = None, device: str | torch.device = "auto",
+            seed: int = 0, log_every: int = 10, progress: bool = True) -> VAEResult:
+    """Train a VAE (``forward(x, generator=...) -> (logits, mu, logvar)``) by minimising ``vae_loss`` with Adam.
+
+    The same machinery as :func:`fit`: batches and the reparameterisation noise are functions of
+    ``(seed, step)``, ``max_minutes`` stops the run on a wall-clock budget, the device is resolved once,
+    and a ``tqdm`` bar shows progress. ``data`` is anything :func:`fit` accepts (labels are ignored).
+    """
+    from .losses import vae_loss
+
+    if not isinstance(vae, nn.Module) or not hasattr(vae, "decoder"):
+        raise TypeError("vae must be an nn.Module with an `encoder` and a `decoder`, such as ganlab.models.VAE")
+    check_positive_int("steps", steps)
+    check_positive_int("batch_size", batch_size)
+    check_positive_float("lr", lr)
+    check_nonnegative_int("seed", seed)
+    check_positive_int("log_every", log_every)
+    if max_minutes is not None:
+        check_positive_float("max_minutes", max_minutes)
+    dev = get_device(device)
+    vae.to(dev).train()
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    batches = _Batches(data, batch_size, seed)
+    history: dict[str, list[float]] = {}
+    step, stopped = 0, "steps"
+    start = time.perf_counter()
+    deadline = start + 60.0 * max_minutes if max_minutes is not None else math.inf
+    with tqdm(total=steps, disable=not progress, desc="training VAE", unit="step", dynamic_ncols=True,
+              mininterval=0.5) as bar:
+        while step < steps:
+            if time.perf_counter() >= deadline:
+                stopped = "time"
+                break
+            x = batches(step)[0].to(dev, non_blocking=True)
+            logits, mu, logvar = vae(x, generator=_step_generator(seed, step))
+            terms = vae_loss(logits, x, mu, logvar, beta=beta)
+            opt.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            opt.step()
+            step += 1
+            if not torch.isfinite(terms.loss):
+                raise FloatingPointError(f"VAE training diverged at step {step}: loss={float(terms.loss)}; "
+                                         "lower the learning rate")
+            bar.update(1)
+            if step % log_every == 0 or step == steps:
+                row = {"step": step, **_floats(terms._asdict()), "seconds": time.perf_counter() - start}
+                for k, v in row.items():
+                    history.setdefault(k, []).append(v)
+                bar.set_postfix(loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.1f}", refresh=False)
+    return VAEResult(vae=vae, history=history, step=step, stopped=stopped, seconds=time.perf_counter() - start)
+
+
+__all__ += ["VAEResult", "fit_vae"]

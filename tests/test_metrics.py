@@ -152,3 +152,32 @@ def test_metric_registry():
     assert metrics.get_metric("fd") is frechet_distance
     with pytest.raises(ValueError, match="name must be one of"):
         metrics.get_metric("is")
+
+
+def test_laplacian_variance_closed_forms():
+    from ganlab.metrics import laplacian_variance
+
+    assert laplacian_variance(torch.full((3, 1, 8, 8), 0.4)) == 0.0                 # constant
+    ramp = torch.linspace(-1, 1, 10)[None, None, None, :] + torch.linspace(-1, 1, 10)[None, None, :, None] / 3
+    assert laplacian_variance(ramp) == pytest.approx(0.0, abs=1e-12)               # linear: no curvature
+    checker = ((torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1.0)[None, None]
+    assert laplacian_variance(checker) == pytest.approx(64.0)                      # every response is ±8
+    # per image, channels averaged: a checkerboard in one of three channels scores 64 / 3
+    rgb = torch.zeros(2, 3, 8, 8)
+    rgb[1, 0] = checker[0, 0]
+    assert laplacian_variance(rgb, per_image=True).tolist() == pytest.approx([0.0, 64.0 / 3])
+    with pytest.raises(ValueError, match="images must have shape"):
+        laplacian_variance(torch.zeros(2, 8, 8))
+
+
+def test_laplacian_variance_matches_scikit_image_and_falls_with_blur():
+    skimage_filters = pytest.importorskip("skimage.filters")
+    from ganlab.metrics import laplacian_variance
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 1, 16, 16, generator=g, dtype=torch.float64) * 2 - 1
+    expected = np.mean([skimage_filters.laplace(img[0].numpy())[1:-1, 1:-1].var() for img in x])
+    assert laplacian_variance(x) == pytest.approx(expected, rel=1e-9)
+    blurred = torch.from_numpy(np.stack([skimage_filters.gaussian(img.numpy(), sigma=1.0, channel_axis=0)
+                                         for img in x]))
+    assert laplacian_variance(blurred) < 0.2 * laplacian_variance(x)

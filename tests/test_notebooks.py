@@ -22,6 +22,7 @@ SMOKE_PARAMETERS: dict[str, dict] = {
     "01_introduction": {},
     "02_adversarial_game": dict(steps=20, wgan_steps=4, n_seeds=1, n_eval=200, frames=3, optimal_d_steps=20,
                                 probe_d_steps=10, explorer_steps=10, batch_size=64, check_claims=False),
+    "03_gan_vs_vae": dict(max_steps=10, n_eval=100, n_invert=4, invert_steps=5, base_channels=8),
     "04_implementation": dict(steps=12, eval_every=6, n_eval=100, resume_steps=4,
                               batch_size=16, base_channels=16),
     "06_optimization": dict(seeds=[0], mnist_seconds=0.5, mnist_base_channels=8, small_data=64, n_eval=100,

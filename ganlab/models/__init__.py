@@ -1,5 +1,8 @@
 """The networks of the book, registered by name.
 
+The GAN pairs are registered; the VAE (:class:`VAE`, ``book/03_gan_vs_vae.ipynb``) is not a GAN and is
+built directly.
+
 ``build_gan(name, **kwargs)`` returns a ``(generator, discriminator)`` pair; ``list_models()`` lists the
 names. Keyword arguments are split between the two networks by name (``z_dim`` goes to the generator
 only; ``img_channels``, ``img_size`` and ``base_channels`` go to both).
@@ -16,11 +19,15 @@ from torch import nn
 from .classifier import MNISTClassifier
 from .dcgan import DCGANDiscriminator, DCGANGenerator, stage_plan
 from .toy import ToyDiscriminator, ToyGenerator
+from .vae import VAE, VAEDecoder, VAEEncoder
 
 __all__ = [
     "DCGANGenerator",
     "DCGANDiscriminator",
     "MNISTClassifier",
+    "VAE",
+    "VAEEncoder",
+    "VAEDecoder",
     "stage_plan",
     "ToyGenerator",
     "ToyDiscriminator",
