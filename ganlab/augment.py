@@ -81,8 +81,11 @@ def diff_augment(x: torch.Tensor, policy: str | None = "translation,cutout", *,
     Every operation is differentiable with respect to ``x``; the random draws come from ``generator``
     (a CPU generator, so that runs are reproducible on any device).
     """
+    names = parse_policy(policy)
+    if not names:  # no augmentation: any batch shape passes (d_step/g_step on 2-D toy points)
+        return x
     if x.dim() != 4:
         raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
-    for name in parse_policy(policy):
+    for name in names:
         x = _OPS[name](x, generator)
     return x
