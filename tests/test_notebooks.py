@@ -22,6 +22,7 @@ SMOKE_PARAMETERS: dict[str, dict] = {
     "01_introduction": {},
     "04_implementation": dict(steps=12, eval_every=6, n_eval=100, resume_steps=4,
                               batch_size=16, base_channels=16),
+    "08_faq": dict(steps=40, log_every=10, n_samples=200, fid_pool=400, fid_sizes=[50, 100, 200]),
 }
 
 
