@@ -199,11 +199,23 @@ def test_rendered_page_in_chromium(path, built_book):
 
     shown = len(re.findall(r"<img[^>]+src=\"[^\"]*_images/", dom))
     assert shown >= _image_outputs(nb), f"{page.name}: {shown} output images shown, notebook has {_image_outputs(nb)}"
-    assert "output_error" not in dom and "Traceback (most recent call last)" not in dom, \
-        f"{page.name} shows an error output"
+    # myst-nb renders an error output as <div class="output traceback ...">; the text itself is split by
+    # syntax-highlighting spans, so it is searched with the tags removed
+    assert not re.search(r'class="[^"]*\b(traceback|output_error)\b', dom), f"{page.name} shows an error output"
+    text = re.sub(r"<[^>]+>", "", dom)
+    assert "Traceback (most recent call last)" not in text, f"{page.name} shows a traceback"
     for block in re.findall(r'class="[^"]*\bstderr\b[^"]*".{0,3000}?</pre>', dom, flags=re.S):
         assert not re.search(r"\b\w*(Error|Exception)\b: ", block), f"{page.name} shows an error in stderr"
     if _displays_widgets(nb):
         assert WIDGET_STATE in dom or shown > 0, f"{page.name}: a widget without saved state or a static figure"
     assert "colab.research.google.com" in dom, f"{page.name}: no 'Open in Colab' launch button"
+
+
+@pytest.mark.book
+def test_diagnostics_links_lead_to_faq_sections(built_book):
+    from ganlab.diagnostics import FAQ_ANCHORS, FAQ_PAGE
+
+    html = (built_book / f"{FAQ_PAGE}.html").read_text(encoding="utf-8")
+    missing = [a for a in FAQ_ANCHORS.values() if f'id="{a}"' not in html]
+    assert not missing, f"{FAQ_PAGE} has no section for the diagnostics' anchors {missing}"
 
