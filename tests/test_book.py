@@ -146,6 +146,19 @@ def test_first_code_cell_is_the_colab_install_cell(path):
     assert f"git+{repo}" in source, f"{path.name}: the Colab cell installs from another repository than {repo}"
 
 
+# --- widget state ----------------------------------------------------------------------------------------
+# (tests/test_notebooks.py checks that every displayed widget view has saved state; here: that the state is
+# complete, so that the page can rebuild the widget's children and layouts from it)
+
+@pytest.mark.parametrize("path", _chapters(), ids=lambda p: p.stem)
+def test_saved_widget_state_is_complete(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    state = nb["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    referenced = set(re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(state)))
+    missing = referenced - set(state)
+    assert not missing, f"{path.name}: the saved widget state refers to {len(missing)} model(s) it does not hold"
+
+
 # --- the rendered book ----------------------------------------------------------------------------------
 
 def _chromium() -> str | None:
