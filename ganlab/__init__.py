@@ -10,7 +10,8 @@ read next to the book's chapters (``book/``). The names notebooks use are re-exp
 """
 __version__ = "0.1.0"
 
-from . import augment, bench, data, losses, metrics, models, train, utils, viz  # noqa: E402
+from . import augment, bench, data, diagnostics, losses, metrics, models, train, utils, viz  # noqa: E402
+from .diagnostics import Finding, diagnose  # noqa: E402
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from .train import TrainConfig, TrainResult, d_step, fit, fit_vae, g_step, load_generator, sample  # noqa: E402
 from .utils import device_of, get_device, seed_everything  # noqa: E402
@@ -19,6 +20,9 @@ __all__ = [
     "__version__",
     "augment",
     "data",
+    "diagnostics",
+    "diagnose",
+    "Finding",
     "losses",
     "metrics",
     "models",

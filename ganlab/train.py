@@ -606,6 +606,16 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
             scaler_g=scaler_g, scaler_d=scaler_d, G_ema=G_ema, config=config.to_dict(), step=step,
             history=history)
 
+    def check_weights() -> None:
+        # a finite loss can still be followed by an update that overflows the weights: never checkpoint those
+        bad = [name for name, net in (("G", G), ("D", D))
+               if not all(bool(torch.isfinite(p).all()) for p in net.parameters())]
+        if bad:
+            raise FloatingPointError(
+                f"training diverged at step {step}: {' and '.join(bad)} has non-finite weights; the last good "
+                f"checkpoint ({last_ckpt if last_ckpt is not None else 'none written'}) was kept. "
+                f"Lower the learning rates or use a bounded loss (hinge, least_squares).")
+
     start = time.perf_counter()
     deadline = start + 60.0 * config.max_minutes if config.max_minutes is not None else math.inf
     last_ckpt: Path | None = None
@@ -657,6 +667,7 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
             if config.sample_every and step % config.sample_every == 0:
                 take_samples()
             if out_dir is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
+                check_weights()
                 last_ckpt, last_ckpt_step = write_checkpoint(), step
             for fn in cbs.get("on_step_end", []):
                 fn(make_state())
@@ -665,6 +676,7 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     if not samples or samples[-1][0] != step:
         take_samples()
     if out_dir is not None and last_ckpt_step != step:
+        check_weights()
         last_ckpt = write_checkpoint()
     return TrainResult(G=G, D=D, G_ema=copy.deepcopy(_unwrap(G_ema)) if G_ema is not None else None,
                        history=history, samples=samples, step=step, config=config, stopped=stopped,

@@ -41,3 +41,10 @@ def test_policy_parsing():
         parse_policy("translation,flip")
     x = torch.randn(2, 1, 4, 4)
     assert torch.equal(diff_augment(x, None), x)
+
+
+def test_no_policy_passes_any_batch_shape_through():
+    points = torch.randn(5, 2)
+    assert diff_augment(points, None) is points
+    with pytest.raises(ValueError, match="x must have shape"):
+        diff_augment(points, "translation")

@@ -28,6 +28,7 @@ SMOKE_PARAMETERS: dict[str, dict] = {
     "06_optimization": dict(seeds=[0], mnist_seconds=0.5, mnist_base_channels=8, small_data=64, n_eval=100,
                             toy_steps=20, n_toy_eval=200, bench_steps=2, bench_base_channels=8,
                             bench_batch_size=8),
+    "08_faq": dict(steps=40, log_every=10, n_samples=200, fid_pool=400, fid_sizes=[50, 100, 200]),
 }
 
 

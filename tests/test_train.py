@@ -139,6 +139,16 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     assert all(torch.isfinite(v).all() for v in state["D"].values())
 
 
+def test_overflowing_weights_are_never_checkpointed(tmp_path):
+    # absurd learning rates: the step-3 loss is finite but its update overflows the weights
+    G, D = tiny_gan()
+    config = cfg(steps=20, loss="wasserstein", lr_d=1e12, lr_g=1e12, checkpoint_every=1)
+    with pytest.raises(FloatingPointError, match=r"diverged at step \d+"):
+        fit(G, D, toy_images(), config, out_dir=tmp_path)
+    state = gl.load_checkpoint(tmp_path / "checkpoint.pt")
+    assert all(torch.isfinite(v).all() for net in ("G", "D") for v in state[net].values() if v.is_floating_point())
+
+
 @pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", -1), ("lr_g", 0.0), ("betas", (0.5,)),
                                           ("loss", "nope"), ("n_critic", 0), ("gp_weight", -1.0),
                                           ("ema_half_life", 0.0), ("precision", "fp8"), ("seed", -1),
