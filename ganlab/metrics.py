@@ -12,6 +12,12 @@ Taught in ``book/04_implementation.ipynb`` ("Measuring quality").
 * :func:`confident_share` is the share of samples the classifier labels with probability above a
   threshold (do they look like *some* digit?); :func:`label_entropy` is the entropy, in bits, of the
   histogram of labels it gives (do *all* digits appear? at most ``log2(10) ≈ 3.32``).
+* :func:`class_accuracy` is the share of images the classifier reads as the class they were asked
+  for: the measure of a class-conditional generator (``book/05a_generation_on_demand.ipynb``).
+* :func:`psnr`, :func:`ssim` and :func:`laplacian_variance` score image restoration
+  (``book/05b_image_restoration.ipynb``): fidelity to the clean image in decibels, structural
+  similarity (Wang et al. 2004, through torchmetrics), and a sharpness measure that needs no
+  reference (the variance of the Laplacian, high for crisp edges and fine texture, low for blur).
 * :func:`inception_fid` computes real FID with torchmetrics where the Inception weights can be had
   (for example on Colab); :func:`fid_with_features` runs torchmetrics' implementation on any feature
   extractor, which lets the two implementations be checked against each other offline.
@@ -32,7 +38,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .models.classifier import MNISTClassifier
-from .utils import check_positive_int, device_of, get_device
+from .utils import check_choice, check_positive_int, device_of, get_device
 
 __all__ = [
     "cache_folder",
@@ -49,6 +55,11 @@ __all__ = [
     "inception_fid",
     "METRICS",
     "get_metric",
+    "class_accuracy",
+    "psnr",
+    "ssim",
+    "laplacian_variance",
+    "restoration_scores",
 ]
 
 _CLASSIFIER_FORMAT = 1  # bump when the training recipe changes, so old caches are not reused
@@ -337,7 +348,118 @@ METRICS: dict[str, Callable[..., float]] = {
 
 
 def get_metric(name: str) -> Callable[..., float]:
-    """A metric function by name: ``"fd"``, ``"confident"`` or ``"entropy"``."""
+    """A metric function by name: ``"fd"``, ``"confident"``, ``"entropy"``, ``"psnr"``, ``"ssim"``, ``"laplacian_variance"``."""
     if name not in METRICS:
         raise ValueError(f"name must be one of {', '.join(map(repr, sorted(METRICS)))}; got {name!r}")
     return METRICS[name]
+
+
+# --- class-conditional generation ------------------------------------------------------------------
+
+def class_accuracy(images: torch.Tensor, labels: torch.Tensor, *, classifier: nn.Module) -> float:
+    """Share of ``images`` (in [-1, 1]) that ``classifier`` reads as their ``labels`` (the class asked for)."""
+    labels = torch.as_tensor(labels).long().cpu()
+    if labels.dim() != 1 or len(labels) != len(images):
+        raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
+    _, probs = classifier_outputs(images, classifier)
+    return float((probs.argmax(dim=1) == labels).float().mean())
+
+
+# --- image restoration -----------------------------------------------------------------------------
+
+def _unit_pair(pred: Any, target: Any, value_range: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    # both to [0, 1] (clamped, as saving them as images would), float64, shape-checked
+    lo, hi = (float(v) for v in value_range)
+    if not hi > lo:
+        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range!r}")
+    p, t = torch.as_tensor(pred).detach().cpu().double(), torch.as_tensor(target).detach().cpu().double()
+    if p.shape != t.shape or p.dim() != 4 or len(p) == 0:
+        raise ValueError(f"pred and target must have the same shape (N, C, H, W), got {tuple(p.shape)} "
+                         f"and {tuple(t.shape)}")
+    return ((p - lo) / (hi - lo)).clamp(0, 1), ((t - lo) / (hi - lo)).clamp(0, 1)
+
+
+def _reduce(values: torch.Tensor, reduction: str, choices: tuple[str, ...] = ("mean", "none")) -> float | torch.Tensor:
+    check_choice("reduction", reduction, choices)
+    if reduction == "none":
+        return values
+    return float(values.mean())
+
+
+def psnr(pred: Any, target: Any, *, mask: Any = None, value_range: tuple[float, float] = (-1.0, 1.0),
+         reduction: str = "mean") -> float | torch.Tensor:
+    """Peak signal-to-noise ratio in dB, per image, on the [0, 1] scale: ``10 log10(1 / MSE)``.
+
+    ``pred`` and ``target`` are ``(N, C, H, W)`` in ``value_range`` (both are clamped to it). ``mask``
+    (``(N, 1 or C, H, W)``, true where a pixel counts) restricts the mean squared error to those pixels,
+    e.g. the missing region of an inpainting task. ``reduction="mean"`` averages the images' PSNRs (the
+    usual convention), ``"none"`` returns them ``(N,)``, and ``"pooled"`` is the PSNR of the mean squared
+    error over all (masked) pixels of all images, which stays finite when some images are restored
+    perfectly (a perfect image has infinite PSNR).
+    """
+    check_choice("reduction", reduction, ("mean", "none", "pooled"))
+    p, t = _unit_pair(pred, target, value_range)
+    err = (p - t) ** 2
+    if mask is None:
+        if reduction == "pooled":
+            return float(10 * torch.log10(1.0 / err.mean()))
+        mse = err.flatten(1).mean(dim=1)
+    else:
+        m = torch.as_tensor(mask).detach().cpu().bool()
+        if m.dim() != 4 or m.shape[0] != p.shape[0] or m.shape[2:] != p.shape[2:] or m.shape[1] not in (1, p.shape[1]):
+            raise ValueError(f"mask must have shape ({p.shape[0]}, 1 or {p.shape[1]}, {p.shape[2]}, {p.shape[3]}), "
+                             f"got {tuple(m.shape)}")
+        m = m.expand_as(err).double()
+        counts = m.flatten(1).sum(dim=1)
+        if (counts == 0).any():
+            raise ValueError("mask: every image needs at least one pixel to score")
+        if reduction == "pooled":
+            return float(10 * torch.log10(counts.sum() / (err * m).sum()))
+        mse = (err * m).flatten(1).sum(dim=1) / counts
+    return _reduce(10 * torch.log10(1.0 / mse), reduction, ("mean", "none", "pooled"))
+
+
+def ssim(pred: Any, target: Any, *, value_range: tuple[float, float] = (-1.0, 1.0),
+         reduction: str = "mean") -> float | torch.Tensor:
+    """Structural similarity (Wang et al. 2004) on the [0, 1] scale, per image, through torchmetrics.
+
+    The usual settings: an 11 x 11 Gaussian window with sigma 1.5, ``K1 = 0.01``, ``K2 = 0.03``; colour
+    images average the channels. 1 means identical; ``reduction`` as in :func:`psnr`.
+    """
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    p, t = _unit_pair(pred, target, value_range)
+    values = structural_similarity_index_measure(p, t, data_range=1.0, reduction="none")
+    return _reduce(values, reduction)
+
+
+def laplacian_variance(images: Any, *, value_range: tuple[float, float] = (-1.0, 1.0),
+                       reduction: str = "mean") -> float | torch.Tensor:
+    """Sharpness without a reference: the variance of the 3 x 3 Laplacian of each image (on [0, 1], grey).
+
+    Colour images are first turned grey with :data:`ganlab.degrade.LUMA_WEIGHTS`. Only the interior is
+    used (no padding). Blur lowers it, noise and crisp edges raise it: compare it with the clean images'.
+    """
+    from .degrade import LUMA_WEIGHTS
+
+    x, _ = _unit_pair(images, images, value_range)
+    if x.shape[1] == 3:
+        x = (x * torch.tensor(LUMA_WEIGHTS, dtype=x.dtype)[None, :, None, None]).sum(dim=1, keepdim=True)
+    elif x.shape[1] != 1:
+        raise ValueError(f"images must have 1 or 3 channels, got {x.shape[1]}")
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=x.dtype)
+    lap = F.conv2d(x, kernel[None, None])                       # (N, 1, H - 2, W - 2)
+    return _reduce(lap.flatten(1).var(dim=1, unbiased=False), reduction)
+
+
+def restoration_scores(pred: Any, target: Any, *, mask: Any = None, psnr_reduction: str = "mean",
+                       value_range: tuple[float, float] = (-1.0, 1.0)) -> dict[str, float]:
+    """``psnr`` (on ``mask`` when given, reduced by ``psnr_reduction``), ``ssim`` (whole images) and
+    ``sharpness`` (Laplacian variance of ``pred``), each averaged over the images."""
+    check_choice("psnr_reduction", psnr_reduction, ("mean", "pooled"))
+    return {"psnr": psnr(pred, target, mask=mask, value_range=value_range, reduction=psnr_reduction),
+            "ssim": ssim(pred, target, value_range=value_range),
+            "sharpness": laplacian_variance(pred, value_range=value_range)}
+
+
+METRICS.update(psnr=psnr, ssim=ssim, laplacian_variance=laplacian_variance)
