@@ -435,21 +435,19 @@ def ssim(pred: Any, target: Any, *, value_range: tuple[float, float] = (-1.0, 1.
 
 def laplacian_variance(images: Any, *, value_range: tuple[float, float] = (-1.0, 1.0),
                        reduction: str = "mean") -> float | torch.Tensor:
-    """Sharpness without a reference: the variance of the 3 x 3 Laplacian of each image (on [0, 1], grey).
+    """Sharpness without a reference: the variance of the 3 x 3 Laplacian of each image (on [0, 1]).
 
-    Colour images are first turned grey with :data:`ganlab.degrade.LUMA_WEIGHTS`. Only the interior is
-    used (no padding). Blur lowers it, noise and crisp edges raise it: compare it with the clean images'.
+    Colour images get the mean over their three channels, so colour edges count as well as brightness
+    edges. Only the interior is used (no padding). Blur lowers it, noise and crisp edges raise it:
+    compare it with the clean images'.
     """
-    from .degrade import LUMA_WEIGHTS
-
     x, _ = _unit_pair(images, images, value_range)
-    if x.shape[1] == 3:
-        x = (x * torch.tensor(LUMA_WEIGHTS, dtype=x.dtype)[None, :, None, None]).sum(dim=1, keepdim=True)
-    elif x.shape[1] != 1:
-        raise ValueError(f"images must have 1 or 3 channels, got {x.shape[1]}")
+    n, c = x.shape[:2]
+    if c not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels, got {c}")
     kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=x.dtype)
-    lap = F.conv2d(x, kernel[None, None])                       # (N, 1, H - 2, W - 2)
-    return _reduce(lap.flatten(1).var(dim=1, unbiased=False), reduction)
+    lap = F.conv2d(x.reshape(n * c, 1, *x.shape[2:]), kernel[None, None])  # (N * C, 1, H - 2, W - 2)
+    return _reduce(lap.flatten(1).var(dim=1, unbiased=False).reshape(n, c).mean(dim=1), reduction)
 
 
 def restoration_scores(pred: Any, target: Any, *, mask: Any = None, psnr_reduction: str = "mean",

@@ -75,8 +75,8 @@ def test_laplacian_variance_closed_forms():
     assert laplacian_variance(torch.full((3, 1, 8, 8), 0.3), value_range=(0, 1)) == 0.0
     ramp = j.double()[None, None] / 9  # linear: the Laplacian is zero
     assert laplacian_variance(ramp, value_range=(0, 1)) == pytest.approx(0.0, abs=1e-12)
-    colour = checker.expand(1, 3, 10, 10)  # grey through the luma weights, which sum to 1
-    assert laplacian_variance(colour, value_range=(0, 1)) == pytest.approx(16.0)
+    colour = torch.cat([checker, checker, torch.zeros_like(checker)], dim=1)  # mean over the channels
+    assert laplacian_variance(colour, value_range=(0, 1)) == pytest.approx(32 / 3)
     blurred = torch.nn.functional.avg_pool2d(checker, 3, stride=1, padding=1)
     assert laplacian_variance(blurred, value_range=(0, 1)) < 16.0
     with pytest.raises(ValueError, match="1 or 3 channels"):
