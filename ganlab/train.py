@@ -45,6 +45,8 @@ __all__ = [
     "sample",
     "make_optimizers",
     "autocast_context",
+    "resolve_precision",
+    "resolve_channels_last",
     "ema_decay",
     "balanced_labels",
     "PRECISIONS",
@@ -72,7 +74,11 @@ class TrainConfig:
     augment: str | None = None          # DiffAugment policy for every image D sees, e.g. "translation,cutout"
     ema_half_life: float | None = None  # EMA of G, half-life in images (NVlabs' rule); None disables
     device: str = "auto"                # "auto" (cuda > mps > cpu), or a torch device string
-    precision: str = "fp32"             # "fp32", "bf16" (CUDA/MPS) or "fp16" (CUDA); a no-op on the CPU
+    precision: str = "auto"             # "auto" (see resolve_precision), "fp32", "bf16" (CUDA/MPS) or "fp16"
+                                        # (CUDA, with a gradient scaler); every choice is a no-op on the CPU
+    channels_last: bool | None = None   # NHWC layout for image models and batches; None: on for 4-D images
+    fused_adam: bool | None = None      # Adam's fused kernels; None: fused on CUDA, multi-tensor elsewhere
+    compile: bool = False               # torch.compile G and D (minutes of start-up; penalties run eagerly)
     seed: int = 0                       # seeds weights' noise draws, batch order and the fixed noise
     log_every: int = 10                 # steps between history entries
     sample_every: int = 0               # steps between sample grids from fixed noise; 0: only at the end
@@ -101,7 +107,12 @@ class TrainConfig:
             check_positive_float("ema_half_life", self.ema_half_life)
         if not isinstance(self.device, (str, torch.device)):
             raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("precision", self.precision, PRECISIONS + ("auto",))
+        for name in ("channels_last", "fused_adam"):
+            if not (getattr(self, name) is None or isinstance(getattr(self, name), bool)):
+                raise ValueError(f"{name} must be True, False or None (automatic), got {getattr(self, name)!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be True or False, got {self.compile!r}")
         check_nonnegative_int("seed", self.seed)
         check_positive_int("log_every", self.log_every)
         check_nonnegative_int("sample_every", self.sample_every)
@@ -127,7 +138,7 @@ class TrainConfig:
 
 # settings that may change between a run and its resume without changing the result
 _RESUMABLE_CHANGES = {"steps", "device", "log_every", "sample_every", "n_samples", "checkpoint_every",
-                      "max_minutes", "progress"}
+                      "max_minutes", "progress", "precision", "channels_last", "fused_adam", "compile"}
 
 
 @dataclass
@@ -152,6 +163,30 @@ class TrainResult:
 
 
 # --- precision -------------------------------------------------------------------------------------
+
+def resolve_precision(device: torch.device, precision: str = "auto") -> str:
+    """The precision ``fit`` uses: ``"auto"`` is the fastest safe choice for the device.
+
+    On CUDA that is ``"bf16"`` where the GPU supports it (Ampere and newer) and ``"fp16"`` with a gradient
+    scaler elsewhere (for example Colab's T4); on MPS and the CPU it is ``"fp32"``. Other values are
+    returned unchanged.
+    """
+    check_choice("precision", precision, PRECISIONS + ("auto",))
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def resolve_channels_last(setting: bool | None, example: torch.Tensor) -> bool:
+    """Whether to use the channels-last (NHWC) layout: ``None`` means yes for batches of 2-D images.
+
+    Convolutions in cuDNN (tensor cores) and oneDNN (the CPU) run faster on NHWC;
+    ``benchmarks/throughput.py`` measures by how much.
+    """
+    return example.dim() == 4 if setting is None else bool(setting)
+
 
 def autocast_context(device: torch.device, precision: str):
     """Autocast for ``bf16``/``fp16`` on accelerators; a no-op for ``fp32`` and on the CPU.
@@ -194,9 +229,12 @@ def _random_labels(G: nn.Module, n: int, generator: torch.Generator | None) -> t
 
 
 def _d_update(G, D, real, opt_d, d_loss_fn, *, labels=None, fake=None, gp_weight=0.0, r1_weight=0.0,
-              augment=None, scaler=None, autocast=None, generator=None) -> dict[str, torch.Tensor]:
-    # `labels` (class-conditional GANs only) are the real batch's; the fakes are made for the same labels
+              augment=None, scaler=None, autocast=None, generator=None,
+              penalty_D=None) -> dict[str, torch.Tensor]:
+    # `labels` (class-conditional GANs only) are the real batch's; the fakes are made for the same labels;
+    # `penalty_D` is the eager D when `D` is compiled (compiled graphs have no double backward)
     autocast = autocast if autocast is not None else nullcontext()
+    penalty_D = penalty_D if penalty_D is not None else D
     if fake is None:
         with torch.no_grad(), autocast:
             fake = _call(G, _noise(real.shape[0], G.z_dim, real.device, generator), labels)
@@ -209,11 +247,11 @@ def _d_update(G, D, real, opt_d, d_loss_fn, *, labels=None, fake=None, gp_weight
              "d_fake": fake_logits.detach().float().mean()}
     # the penalties run outside autocast, in fp32: double backward is then AMP-safe without unscaling
     if gp_weight > 0:
-        gp = gradient_penalty(D, real.float(), fake.float(), generator=generator, labels=labels)
+        gp = gradient_penalty(penalty_D, real.float(), fake.float(), generator=generator, labels=labels)
         loss = loss + gp_weight * gp
         stats["gp"] = gp.detach()
     if r1_weight > 0:
-        r1 = r1_penalty(D, real.float(), labels=labels)
+        r1 = r1_penalty(penalty_D, real.float(), labels=labels)
         loss = loss + 0.5 * r1_weight * r1
         stats["r1"] = r1.detach()
     opt_d.zero_grad(set_to_none=True)
@@ -287,9 +325,19 @@ def g_step(G: nn.Module, D: nn.Module, batch_size: int, opt_g: torch.optim.Optim
 
 
 def make_optimizers(G: nn.Module, D: nn.Module, config: TrainConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    """Adam for each player with the config's learning rates and betas."""
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
+    """Adam for each player with the config's learning rates and betas.
+
+    The implementation follows ``config.fused_adam``: fused kernels (one launch for all parameters) on
+    CUDA by default, the multi-tensor ``foreach`` implementation elsewhere, the plain per-parameter loop
+    when ``fused_adam=False``. All three compute the same update.
+    """
+    device = device_of(G)
+    fused = config.fused_adam if config.fused_adam is not None else device.type == "cuda"
+    if fused and device.type not in ("cuda", "cpu", "mps"):
+        raise ValueError(f"fused_adam: fused Adam is not available on {device.type!r}")
+    kw = {"fused": True} if fused else {"foreach": config.fused_adam is None}
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas, **kw)
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas, **kw)
     return opt_g, opt_d
 
 
@@ -456,12 +504,19 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
         raise ValueError("resume=True needs out_dir (the folder holding checkpoint.pt)")
 
     device = get_device(config.device)
-    autocast = autocast_context(device, config.precision)
-    G.to(device).train()
-    D.to(device).train()
+    precision = resolve_precision(device, config.precision)
+    autocast = autocast_context(device, precision)
+    batches = _Batches(data, config.batch_size, config.seed)
+    channels_last = resolve_channels_last(config.channels_last, batches(0)[0])
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    G.to(device, memory_format=layout).train()
+    D.to(device, memory_format=layout).train()
     d_loss_fn, g_loss_fn = get_loss(config.loss)
     opt_g, opt_d = make_optimizers(G, D, config)
-    scaler_g, scaler_d = _scaler(device, config.precision), _scaler(device, config.precision)
+    scaler_g, scaler_d = _scaler(device, precision), _scaler(device, precision)
+    # the compiled modules share their parameters with G and D; penalties need double backward, which
+    # compiled graphs do not support, so they call the eager D
+    G_run, D_run = (torch.compile(G), torch.compile(D)) if config.compile else (G, D)
     G_ema = None
     if config.ema_half_life is not None:
         decay = ema_decay(config.batch_size, config.ema_half_life)
@@ -491,7 +546,6 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
             step = int(state["step"])
 
     fixed_z = torch.randn(config.n_samples, G.z_dim, generator=torch.Generator().manual_seed(config.seed))
-    batches = _Batches(data, config.batch_size, config.seed)
     conditional = getattr(G, "num_classes", None) is not None
     if conditional and batches.labels is None and batches.dataset is None:
         raise ValueError("data: G is class-conditional but the data has no labels")
@@ -535,19 +589,19 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
                 index = step * config.n_critic + j
                 gen = _step_generator(config.seed, index)
                 real, labels = batches(index)
-                real = real.to(device, non_blocking=True)
+                real = real.to(device, non_blocking=True, memory_format=layout)
                 if conditional and labels is None:
                     raise ValueError("data: G is class-conditional but the data has no labels")
                 labels = labels.to(device, non_blocking=True) if conditional else None
                 last = j == config.n_critic - 1
                 with autocast, torch.set_grad_enabled(last):  # only the last batch feeds G's step
-                    fake = _call(G, _noise(real.shape[0], G.z_dim, device, gen), labels)
-                d_stats = _d_update(G, D, real, opt_d, d_loss_fn, labels=labels, fake=fake,
+                    fake = _call(G_run, _noise(real.shape[0], G.z_dim, device, gen), labels)
+                d_stats = _d_update(G_run, D_run, real, opt_d, d_loss_fn, labels=labels, fake=fake,
                                     gp_weight=config.gp_weight, r1_weight=config.r1_weight,
-                                    augment=config.augment,
-                                    scaler=scaler_d, autocast=autocast, generator=gen)
+                                    augment=config.augment, scaler=scaler_d, autocast=autocast,
+                                    generator=gen, penalty_D=D)
             # G's step reuses the last generated batch, still attached to G's graph (as pytorch/examples)
-            g_stats = _g_update(G, D, config.batch_size, opt_g, g_loss_fn, labels=labels, fake=fake,
+            g_stats = _g_update(G_run, D_run, config.batch_size, opt_g, g_loss_fn, labels=labels, fake=fake,
                                 augment=config.augment, scaler=scaler_g, autocast=autocast, generator=gen)
             if G_ema is not None:
                 G_ema.update_parameters(G)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import check_choice, check_positive_int
+from ..utils import check_choice, check_nonnegative_int, check_positive_int
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator", "stage_plan", "dcgan_init_"]
 
@@ -70,12 +70,16 @@ class DCGANGenerator(nn.Module):
         img_size: image side, ``base * 2**k`` with base 4..7 (28, 32, 64, ...).
         base_channels: feature maps of the last hidden stage; each earlier stage has twice as many.
         num_classes: labels to condition on (``None``: unconditional); ``forward(z, y)`` then needs ``y``.
+        extra_layers: 3 x 3 stride-1 convolution blocks added at the smallest resolution (7 x 7 for
+            MNIST), where the image's overall layout is decided. The DCGAN paper has none; the WGAN
+            reference code's ``n_extra_layers`` is the same idea at the full resolution.
     """
 
     def __init__(self, *, z_dim: int = 100, img_channels: int = 1, img_size: int = 28,
-                 base_channels: int = 64, num_classes: int | None = None) -> None:
+                 base_channels: int = 64, num_classes: int | None = None, extra_layers: int = 0) -> None:
         super().__init__()
         check_positive_int("z_dim", z_dim)
+        check_nonnegative_int("extra_layers", extra_layers)
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
         if img_channels not in (1, 3):
@@ -83,9 +87,9 @@ class DCGANGenerator(nn.Module):
         check_positive_int("base_channels", base_channels)
         base, n = stage_plan(img_size)
         self.z_dim, self.img_channels, self.img_size = z_dim, img_channels, img_size
-        self.base_channels, self.num_classes = base_channels, num_classes
+        self.base_channels, self.num_classes, self.extra_layers = base_channels, num_classes, extra_layers
         self.model_args = dict(z_dim=z_dim, img_channels=img_channels, img_size=img_size,
-                               base_channels=base_channels, num_classes=num_classes)
+                               base_channels=base_channels, num_classes=num_classes, extra_layers=extra_layers)
         # the label's embedding is as long as z and is concatenated to it
         self.embed = nn.Embedding(num_classes, z_dim) if num_classes is not None else None
         in_dim = 2 * z_dim if num_classes is not None else z_dim
@@ -98,6 +102,10 @@ class DCGANGenerator(nn.Module):
             nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
         ]
+        for _ in range(extra_layers):
+            # (B, width, base, base) -> same: depth where the digit's overall shape is decided
+            layers += [nn.Conv2d(width, width, kernel_size=3, stride=1, padding=1, bias=False),
+                       nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         for _ in range(n - 1):
             # (B, width, s, s) -> (B, width / 2, 2s, 2s)
             layers += [
@@ -135,14 +143,18 @@ class DCGANDiscriminator(nn.Module):
         minibatch_std: append the standard deviation of the features across the batch as one more
             feature map before the last layer (Karras et al. 2018, https://arxiv.org/abs/1710.10196),
             so that D can see a batch without variety and G is pushed away from collapse.
+        extra_layers: 3 x 3 stride-1 convolution blocks added at the smallest resolution, before the
+            head (as in the generator).
         conditioning: how a label enters (with ``num_classes``): ``"projection"`` or ``"input"``
             (see the module docstring).
     """
 
     def __init__(self, *, img_channels: int = 1, img_size: int = 28, base_channels: int = 64,
                  num_classes: int | None = None, spectral_norm: bool = False,
-                 minibatch_std: bool = False, conditioning: str = "projection") -> None:
+                 minibatch_std: bool = False, extra_layers: int = 0,
+                 conditioning: str = "projection") -> None:
         super().__init__()
+        check_nonnegative_int("extra_layers", extra_layers)
         if img_channels not in (1, 3):
             raise ValueError(f"img_channels must be 1 or 3, got {img_channels!r}")
         check_positive_int("base_channels", base_channels)
@@ -152,10 +164,11 @@ class DCGANDiscriminator(nn.Module):
         base, n = stage_plan(img_size)
         self.img_channels, self.img_size, self.base_channels = img_channels, img_size, base_channels
         self.num_classes, self.spectral_norm = num_classes, bool(spectral_norm)
-        self.minibatch_std, self.conditioning = bool(minibatch_std), conditioning
+        self.minibatch_std, self.extra_layers = bool(minibatch_std), extra_layers
+        self.conditioning = conditioning
         self.model_args = dict(img_channels=img_channels, img_size=img_size, base_channels=base_channels,
                                num_classes=num_classes, spectral_norm=bool(spectral_norm),
-                               minibatch_std=bool(minibatch_std))
+                               minibatch_std=bool(minibatch_std), extra_layers=extra_layers)
         if conditioning != "projection":  # only when not the default, so older checkpoints' args still match
             self.model_args["conditioning"] = conditioning
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
@@ -176,6 +189,13 @@ class DCGANDiscriminator(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             width *= 2
+        for _ in range(extra_layers):
+            # (B, width, base, base) -> same
+            layers += [
+                sn(nn.Conv2d(width, width, kernel_size=3, stride=1, padding=1, bias=spectral_norm)),
+                nn.Identity() if spectral_norm else nn.BatchNorm2d(width),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
         self.features = nn.Sequential(*layers)  # (B, width, base, base)
         # (B, width, base, base) -> (B, 1, 1, 1): one logit per image
         self.head = sn(nn.Conv2d(width + int(minibatch_std), 1, kernel_size=base, stride=1, padding=0))
