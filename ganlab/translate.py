@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 
 from .losses import get_loss
 from .train import PRECISIONS, _Batches, _floats, _scaler, autocast_context
-from .utils import check_choice, check_nonnegative_int, check_positive_float, check_positive_int, device_of, get_device
+from .utils import (check_betas, check_choice, check_nonnegative_int, check_positive_float, check_positive_int,
+                    device_of, get_device)
 
 __all__ = ["Pix2PixConfig", "Pix2PixResult", "translation_step", "fit_pix2pix", "translate"]
 
@@ -68,10 +69,7 @@ class Pix2PixConfig:
         check_positive_int("batch_size", self.batch_size)
         check_positive_float("lr_g", self.lr_g)
         check_positive_float("lr_d", self.lr_d)
-        betas = tuple(self.betas)
-        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        self.betas = (float(betas[0]), float(betas[1]))
+        self.betas = check_betas("betas", self.betas)
         w = self.adv_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not (w >= 0 and math.isfinite(w)):
             raise ValueError(f"adv_weight must be a number >= 0, got {w!r}")

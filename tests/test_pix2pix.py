@@ -160,3 +160,11 @@ def test_fit_argument_errors():
             Pix2PixConfig(**kwargs)
     with pytest.raises(ValueError, match="inputs must be"):
         translate(G, inputs[0])
+
+
+@pytest.mark.parametrize("betas", [(0.5,), (0.5, 1.0), (True, 0.9), None, "ab", (-0.1, 0.9)])
+def test_both_configs_check_betas_alike(betas):
+    for config in (Pix2PixConfig, gl.TrainConfig):
+        with pytest.raises(ValueError, match="betas must be two numbers"):
+            config(betas=betas)
+    assert Pix2PixConfig(betas=[0, 0.9]).betas == gl.TrainConfig(betas=[0, 0.9]).betas == (0.0, 0.9)
