@@ -22,7 +22,8 @@ SMOKE_PARAMETERS: dict[str, dict] = {
     "01_introduction": {},
     "04_implementation": dict(steps=12, eval_every=6, n_eval=100, resume_steps=4,
                               batch_size=16, base_channels=16),
-    "05a_generation_on_demand": dict(steps=10, eval_every=5, n_eval=100, batch_size=16, base_channels=8),
+    "05a_generation_on_demand": dict(steps=10, eval_every=5, n_eval=100, batch_size=16, base_channels=8,
+                                     extra_layers=1),
     "05b_image_restoration": dict(steps=3, batch_size=8, base_channels=4, n_train=200, n_test=20, n_tune=10,
                                   n_photo_train=64, n_photo_test=16),
 }
