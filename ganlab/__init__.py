@@ -7,10 +7,14 @@ read next to the book's chapters (``book/``). The names notebooks use are re-exp
     G, D = gl.models.build_gan("dcgan", z_dim=64, img_size=28)
     result = gl.fit(G, D, gl.data.MNIST(train=True), gl.TrainConfig(steps=500))
     images = gl.sample(result.generator, 64, seed=0)
+
+Image-to-image (chapter 5b): ``gl.degrade`` makes the degraded inputs, ``gl.translate.fit_pix2pix`` trains
+a U-Net restorer with L1 plus an adversarial loss, ``gl.classical`` holds the scikit-image baselines.
 """
 __version__ = "0.1.0"
 
-from . import augment, bench, data, diagnostics, losses, metrics, models, train, utils, viz  # noqa: E402
+from . import (augment, bench, classical, data, degrade, diagnostics, losses, metrics, models,  # noqa: E402
+               train, translate, utils, viz)
 from .diagnostics import Finding, diagnose  # noqa: E402
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from .train import TrainConfig, TrainResult, d_step, fit, fit_vae, g_step, load_generator, sample  # noqa: E402
@@ -19,14 +23,17 @@ from .utils import device_of, get_device, seed_everything  # noqa: E402
 __all__ = [
     "__version__",
     "augment",
+    "classical",
     "data",
     "diagnostics",
     "diagnose",
     "Finding",
+    "degrade",
     "losses",
     "metrics",
     "models",
     "train",
+    "translate",
     "utils",
     "viz",
     "TrainConfig",

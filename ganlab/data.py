@@ -2,7 +2,9 @@
 
 Every image dataset here yields float tensors in [-1, 1]; the conversion lives in one place,
 :func:`to_signed`. The chapter "Implementation" (``book/04_implementation.ipynb``) uses
-:class:`MNIST`; "The adversarial game" uses the 2-D mixtures.
+:class:`MNIST`; "The adversarial game" uses the 2-D mixtures; "Image restoration"
+(``book/05b_image_restoration.ipynb``) uses :func:`photo_patches` (crops of scikit-image's bundled
+colour photographs, no download) and :class:`PairedDataset` (degraded and clean images side by side).
 
 Where the data comes from (see ``data_root``):
 
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, TensorDataset
 
 from .utils import check_nonnegative_int, check_positive_float, check_positive_int, check_probability
 
@@ -38,6 +40,10 @@ __all__ = [
     "grid_of_gaussians",
     "ring_centers",
     "grid_centers",
+    "COLOUR_PHOTOS",
+    "photo",
+    "photo_patches",
+    "PairedDataset",
 ]
 
 MNIST_FILES = {
@@ -233,3 +239,91 @@ def grid_of_gaussians(n: int = 10_000, *, size: int = 5, spacing: float = 2.0, s
                       seed: int = 0) -> torch.Tensor:
     """``n`` points ``(n, 2)`` from an equal-weight ``size x size`` grid of Gaussians."""
     return _mixture(grid_centers(size, spacing), n, std, seed)
+
+
+# --- photographs and paired datasets for image-to-image tasks ----------------------------------------
+
+# colour photographs that ship inside scikit-image (no download): name -> loader in skimage.data
+COLOUR_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "immunohistochemistry",
+                 "hubble_deep_field", "retina")
+
+
+def photo(name: str) -> torch.Tensor:
+    """One of scikit-image's bundled colour photographs as a ``(3, H, W)`` float tensor in [-1, 1]."""
+    from skimage import data as skdata
+
+    if name not in COLOUR_PHOTOS:
+        raise ValueError(f"name must be one of {', '.join(map(repr, COLOUR_PHOTOS))}; got {name!r}")
+    image = skdata.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skdata, name)()
+    return to_signed(torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1))  # (3, H, W)
+
+
+def photo_patches(names: str | tuple[str, ...] | list[str] = ("astronaut", "coffee", "rocket"), *,
+                  size: int = 32, n: int = 1_000, scale: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """``n`` random ``size x size`` crops ``(n, 3, size, size)`` in [-1, 1] of bundled colour photographs.
+
+    Args:
+        names: photographs from :data:`COLOUR_PHOTOS`; each gives ``n // len(names)`` crops (the first
+            ones one more until ``n`` is reached). Keep training and test photographs disjoint.
+        size: side of a crop in pixels.
+        n: number of crops.
+        scale: the photographs are first resized by this factor (with anti-aliasing), so that a small
+            crop holds an object's part rather than a flat piece of it (0.5 halves a 512-pixel photo).
+        seed: seeds the crop positions.
+    """
+    from skimage.transform import rescale
+
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if not names:
+        raise ValueError("names: give at least one photograph")
+    check_positive_int("size", size)
+    check_positive_int("n", n)
+    scale = check_positive_float("scale", scale)
+    if scale > 1:
+        raise ValueError(f"scale must be in (0, 1], got {scale!r}")
+    check_nonnegative_int("seed", seed)
+    g = torch.Generator().manual_seed(seed)
+    crops = []
+    for i, name in enumerate(names):
+        image = photo(name)
+        if scale != 1:
+            small = rescale(to_unit(image).permute(1, 2, 0).numpy(), scale, channel_axis=-1, anti_aliasing=True)
+            image = to_signed(torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1))
+        h, w = image.shape[1:]
+        if h < size or w < size:
+            raise ValueError(f"size: {size}-pixel crops do not fit in {name!r} at scale {scale} ({h}x{w})")
+        count = n // len(names) + (1 if i < n % len(names) else 0)
+        tops = torch.randint(h - size + 1, (count,), generator=g).tolist()
+        lefts = torch.randint(w - size + 1, (count,), generator=g).tolist()
+        crops += [image[:, t:t + size, l:l + size] for t, l in zip(tops, lefts)]
+    return torch.stack(crops).float().contiguous()
+
+
+class PairedDataset(TensorDataset):
+    """``(degraded, clean)`` pairs for image-to-image training: ``degradation`` applied once, seeded.
+
+    Args:
+        clean: the target images ``(N, C, H, W)`` in [-1, 1].
+        degradation: a :class:`ganlab.degrade.Degradation` (or any callable ``f(x, seed=...)``).
+        seed: seeds the degradation, so the same arguments always give the same pairs.
+
+    Attributes:
+        inputs: the degraded images (what a restorer sees); ``targets``: the clean images.
+    """
+
+    def __init__(self, clean: torch.Tensor, degradation, *, seed: int = 0) -> None:
+        if not isinstance(clean, torch.Tensor) or clean.dim() != 4:
+            raise ValueError(f"clean must be a tensor of images (N, C, H, W), got "
+                             f"{tuple(clean.shape) if isinstance(clean, torch.Tensor) else type(clean).__name__}")
+        if not callable(degradation):
+            raise TypeError(f"degradation must be callable, got {type(degradation).__name__}")
+        check_nonnegative_int("seed", seed)
+        inputs = degradation(clean, seed=seed)
+        if inputs.shape[0] != clean.shape[0]:
+            raise ValueError("degradation must keep the number of images")
+        super().__init__(inputs, clean)
+        self.inputs, self.targets, self.degradation, self.seed = inputs, clean, degradation, seed
+
+    def __repr__(self) -> str:
+        return (f"PairedDataset({len(self)} pairs: {tuple(self.inputs.shape[1:])} -> "
+                f"{tuple(self.targets.shape[1:])}, {self.degradation!r})")

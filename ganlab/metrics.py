@@ -20,6 +20,12 @@ Taught in ``book/04_implementation.ipynb`` ("Measuring quality").
 * :func:`laplacian_variance` measures sharpness (``book/03_gan_vs_vae.ipynb``): the variance of the
   discrete Laplacian over each image's pixels, averaged over images. Blur removes the high frequencies
   the Laplacian responds to, so blurry images score low; compare with the same number for real images.
+* :func:`class_accuracy` is the share of images the classifier reads as the class they were asked
+  for: the measure of a class-conditional generator (``book/05a_generation_on_demand.ipynb``).
+* :func:`psnr`, :func:`ssim` and :func:`laplacian_variance` score image restoration
+  (``book/05b_image_restoration.ipynb``): fidelity to the clean image in decibels, structural
+  similarity (Wang et al. 2004, through torchmetrics), and a sharpness measure that needs no
+  reference (the variance of the Laplacian, high for crisp edges and fine texture, low for blur).
 * :func:`inception_fid` computes real FID with torchmetrics where the Inception weights can be had
   (for example on Colab); :func:`fid_with_features` runs torchmetrics' implementation on any feature
   extractor, which lets the two implementations be checked against each other offline.
@@ -41,7 +47,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .models.classifier import MNISTClassifier
-from .utils import check_positive_float, check_positive_int, device_of, get_device
+from .utils import check_choice, check_positive_float, check_positive_int, device_of, get_device
 
 __all__ = [
     "cache_folder",
@@ -57,9 +63,13 @@ __all__ = [
     "fid_with_features",
     "inception_fid",
     "mode_coverage",
-    "laplacian_variance",
     "METRICS",
     "get_metric",
+    "class_accuracy",
+    "psnr",
+    "ssim",
+    "laplacian_variance",
+    "restoration_scores",
 ]
 
 _CLASSIFIER_FORMAT = 1  # bump when the training recipe changes, so old caches are not reused
@@ -274,29 +284,6 @@ def evaluate_samples(images: torch.Tensor, *, classifier: nn.Module, reference: 
     }
 
 
-# --- sharpness -------------------------------------------------------------------------------------
-
-@torch.no_grad()
-def laplacian_variance(images: torch.Tensor, *, per_image: bool = False) -> float | torch.Tensor:
-    """Sharpness: the variance over pixels of the discrete Laplacian of each image, averaged over images.
-
-    The Laplacian is the 3 x 3 kernel ``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]`` (scikit-image's
-    ``filters.laplace``), applied to each channel of ``images`` ``(N, C, H, W)`` as given (ganlab's
-    [-1, 1]), on interior pixels only (no padding), so that borders add nothing. It is 0 for a constant
-    or linear ramp image, and 64 for a ±1 checkerboard (every response is ±8). ``per_image=True`` returns
-    the ``(N,)`` values (channels averaged) instead of their mean.
-    """
-    x = torch.as_tensor(images)
-    if x.dim() != 4 or len(x) == 0 or min(x.shape[-2:]) < 3:
-        raise ValueError(f"images must have shape (N, C, H, W) with N > 0 and H, W >= 3, got {tuple(x.shape)}")
-    x = x.detach().to("cpu", torch.float64)
-    n, c, h, w = x.shape
-    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
-    lap = F.conv2d(x.reshape(n * c, 1, h, w), kernel[None, None])   # (N C, 1, H - 2, W - 2)
-    var = lap.flatten(1).var(dim=1, unbiased=False).reshape(n, c).mean(dim=1)  # (N,)
-    return var.float() if per_image else float(var.mean())
-
-
 # --- torchmetrics ----------------------------------------------------------------------------------
 
 def _torchmetrics_fid():
@@ -404,7 +391,121 @@ METRICS: dict[str, Callable[..., float]] = {
 
 
 def get_metric(name: str) -> Callable[..., float]:
-    """A metric function by name: ``"fd"``, ``"confident"`` or ``"entropy"``."""
+    """A metric function by name: ``"fd"``, ``"confident"``, ``"entropy"``, ``"psnr"``, ``"ssim"``, ``"laplacian_variance"``."""
     if name not in METRICS:
         raise ValueError(f"name must be one of {', '.join(map(repr, sorted(METRICS)))}; got {name!r}")
     return METRICS[name]
+
+
+# --- class-conditional generation ------------------------------------------------------------------
+
+def class_accuracy(images: torch.Tensor, labels: torch.Tensor, *, classifier: nn.Module) -> float:
+    """Share of ``images`` (in [-1, 1]) that ``classifier`` reads as their ``labels`` (the class asked for)."""
+    labels = torch.as_tensor(labels).long().cpu()
+    if labels.dim() != 1 or len(labels) != len(images):
+        raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
+    _, probs = classifier_outputs(images, classifier)
+    return float((probs.argmax(dim=1) == labels).float().mean())
+
+
+# --- image restoration -----------------------------------------------------------------------------
+
+def _unit_pair(pred: Any, target: Any, value_range: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    # both to [0, 1] (clamped, as saving them as images would), float64, shape-checked
+    lo, hi = (float(v) for v in value_range)
+    if not hi > lo:
+        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range!r}")
+    p, t = torch.as_tensor(pred).detach().cpu().double(), torch.as_tensor(target).detach().cpu().double()
+    if p.shape != t.shape or p.dim() != 4 or len(p) == 0:
+        raise ValueError(f"pred and target must have the same shape (N, C, H, W), got {tuple(p.shape)} "
+                         f"and {tuple(t.shape)}")
+    return ((p - lo) / (hi - lo)).clamp(0, 1), ((t - lo) / (hi - lo)).clamp(0, 1)
+
+
+def _reduce(values: torch.Tensor, reduction: str, choices: tuple[str, ...] = ("mean", "none")) -> float | torch.Tensor:
+    check_choice("reduction", reduction, choices)
+    if reduction == "none":
+        return values
+    return float(values.mean())
+
+
+def psnr(pred: Any, target: Any, *, mask: Any = None, value_range: tuple[float, float] = (-1.0, 1.0),
+         reduction: str = "mean") -> float | torch.Tensor:
+    """Peak signal-to-noise ratio in dB, per image, on the [0, 1] scale: ``10 log10(1 / MSE)``.
+
+    ``pred`` and ``target`` are ``(N, C, H, W)`` in ``value_range`` (both are clamped to it). ``mask``
+    (``(N, 1 or C, H, W)``, true where a pixel counts) restricts the mean squared error to those pixels,
+    e.g. the missing region of an inpainting task. ``reduction="mean"`` averages the images' PSNRs (the
+    usual convention), ``"none"`` returns them ``(N,)``, and ``"pooled"`` is the PSNR of the mean squared
+    error over all (masked) pixels of all images, which stays finite when some images are restored
+    perfectly (a perfect image has infinite PSNR).
+    """
+    check_choice("reduction", reduction, ("mean", "none", "pooled"))
+    p, t = _unit_pair(pred, target, value_range)
+    err = (p - t) ** 2
+    if mask is None:
+        if reduction == "pooled":
+            return float(10 * torch.log10(1.0 / err.mean()))
+        mse = err.flatten(1).mean(dim=1)
+    else:
+        m = torch.as_tensor(mask).detach().cpu().bool()
+        if m.dim() != 4 or m.shape[0] != p.shape[0] or m.shape[2:] != p.shape[2:] or m.shape[1] not in (1, p.shape[1]):
+            raise ValueError(f"mask must have shape ({p.shape[0]}, 1 or {p.shape[1]}, {p.shape[2]}, {p.shape[3]}), "
+                             f"got {tuple(m.shape)}")
+        m = m.expand_as(err).double()
+        counts = m.flatten(1).sum(dim=1)
+        if (counts == 0).any():
+            raise ValueError("mask: every image needs at least one pixel to score")
+        if reduction == "pooled":
+            return float(10 * torch.log10(counts.sum() / (err * m).sum()))
+        mse = (err * m).flatten(1).sum(dim=1) / counts
+    return _reduce(10 * torch.log10(1.0 / mse), reduction, ("mean", "none", "pooled"))
+
+
+def ssim(pred: Any, target: Any, *, value_range: tuple[float, float] = (-1.0, 1.0),
+         reduction: str = "mean") -> float | torch.Tensor:
+    """Structural similarity (Wang et al. 2004) on the [0, 1] scale, per image, through torchmetrics.
+
+    The usual settings: an 11 x 11 Gaussian window with sigma 1.5, ``K1 = 0.01``, ``K2 = 0.03``; colour
+    images average the channels. 1 means identical; ``reduction`` as in :func:`psnr`.
+    """
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    p, t = _unit_pair(pred, target, value_range)
+    values = structural_similarity_index_measure(p, t, data_range=1.0, reduction="none")
+    return _reduce(values, reduction)
+
+
+def laplacian_variance(images: Any, *, value_range: tuple[float, float] = (-1.0, 1.0),
+                       reduction: str = "mean") -> float | torch.Tensor:
+    """Sharpness without a reference: the variance of the 3 x 3 Laplacian of each image (on [0, 1]).
+
+    The Laplacian is the kernel ``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]`` (scikit-image's
+    ``filters.laplace``), applied to each channel of ``images`` ``(N, C, H, W)`` after mapping
+    ``value_range`` to [0, 1], on interior pixels only (no padding), so that borders add nothing. It is 0
+    for a constant or linear ramp image and 16 for a 0/1 checkerboard (every response is ±4). Colour
+    images get the mean over their three channels, so colour edges count as well as brightness edges.
+    Blur lowers it, noise and crisp edges raise it: compare it with the clean images'
+    (``book/03_gan_vs_vae.ipynb``, ``book/05b_image_restoration.ipynb``). ``reduction="none"`` returns
+    the ``(N,)`` values.
+    """
+    x, _ = _unit_pair(images, images, value_range)
+    n, c = x.shape[:2]
+    if c not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels, got {c}")
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=x.dtype)
+    lap = F.conv2d(x.reshape(n * c, 1, *x.shape[2:]), kernel[None, None])  # (N * C, 1, H - 2, W - 2)
+    return _reduce(lap.flatten(1).var(dim=1, unbiased=False).reshape(n, c).mean(dim=1), reduction)
+
+
+def restoration_scores(pred: Any, target: Any, *, mask: Any = None, psnr_reduction: str = "mean",
+                       value_range: tuple[float, float] = (-1.0, 1.0)) -> dict[str, float]:
+    """``psnr`` (on ``mask`` when given, reduced by ``psnr_reduction``), ``ssim`` (whole images) and
+    ``sharpness`` (Laplacian variance of ``pred``), each averaged over the images."""
+    check_choice("psnr_reduction", psnr_reduction, ("mean", "pooled"))
+    return {"psnr": psnr(pred, target, mask=mask, value_range=value_range, reduction=psnr_reduction),
+            "ssim": ssim(pred, target, value_range=value_range),
+            "sharpness": laplacian_variance(pred, value_range=value_range)}
+
+
+METRICS.update(psnr=psnr, ssim=ssim, laplacian_variance=laplacian_variance)

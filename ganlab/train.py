@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 from .augment import diff_augment, parse_policy
 from .checkpoint import load_checkpoint, save_checkpoint
 from .losses import get_loss, gradient_penalty, r1_penalty
-from .utils import (check_choice, check_nonnegative_int, check_positive_float, check_positive_int,
-                    device_of, get_device, tune_cpu_allocator)
+from .utils import (check_betas, check_choice, check_nonnegative_int, check_positive_float,
+                    check_positive_int, device_of, get_device, tune_cpu_allocator)
 
 __all__ = [
     "TrainConfig",
@@ -96,10 +96,7 @@ class TrainConfig:
         check_positive_int("batch_size", self.batch_size)
         check_positive_float("lr_g", self.lr_g)
         check_positive_float("lr_d", self.lr_d)
-        betas = tuple(self.betas)
-        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        self.betas = (float(betas[0]), float(betas[1]))
+        self.betas = check_betas("betas", self.betas)
         get_loss(self.loss)  # raises a ValueError naming `loss`
         parse_policy(self.augment)  # raises a ValueError naming `augment`
         check_positive_int("n_critic", self.n_critic)

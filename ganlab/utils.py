@@ -26,6 +26,7 @@ __all__ = [
     "check_nonnegative_int",
     "check_positive_float",
     "check_probability",
+    "check_betas",
     "check_choice",
 ]
 
@@ -172,6 +173,18 @@ def check_probability(name: str, value: Any, *, open_right: bool = True) -> floa
     if not (0 <= value and upper_ok):
         raise ValueError(f"{name} must be in [0, {'1)' if open_right else '1]'}, got {value!r}")
     return float(value)
+
+
+def check_betas(name: str, value: Any) -> tuple[float, float]:
+    """Adam's ``(beta1, beta2)``: raise ``ValueError`` naming ``name`` unless two numbers in [0, 1)."""
+    try:
+        betas = tuple(value)
+    except TypeError:
+        betas = ()
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                                  for b in betas):
+        raise ValueError(f"{name} must be two numbers in [0, 1), got {value!r}")
+    return float(betas[0]), float(betas[1])
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:

@@ -18,8 +18,8 @@ from torchvision.utils import make_grid
 
 from .utils import check_positive_int
 
-__all__ = ["image_grid", "samples_over_time", "loss_curves", "history_plot", "game_snapshot", "game_plot",
-           "game_frames", "game_animation", "ToyGame", "game_explorer"]
+__all__ = ["image_grid", "samples_over_time", "image_rows", "loss_curves", "history_plot", "game_snapshot",
+           "game_plot", "game_frames", "game_animation", "ToyGame", "game_explorer"]
 
 
 def _as_images(images) -> torch.Tensor:
@@ -68,18 +68,31 @@ def image_grid(images, *, nrow: int = 8, ax: Axes | None = None, title: str | No
 def samples_over_time(samples: Sequence[tuple[int, torch.Tensor]], *, n_show: int = 8,
                       size: float = 0.6) -> Figure:
     """One row per snapshot ``(step, images)`` (as in ``TrainResult.samples``): the first ``n_show`` images."""
-    check_positive_int("n_show", n_show)
     if len(samples) == 0:
         raise ValueError("samples must hold at least one (step, images) pair")
-    fig, axes = plt.subplots(len(samples), 1, figsize=(size * n_show + 1.0, size * len(samples) + 0.2),
+    return image_rows({f"step {step}": images for step, images in samples}, n_show=n_show, size=size)
+
+
+def image_rows(rows: Mapping[str, torch.Tensor], *, n_show: int = 8, size: float = 0.6,
+               title: str | None = None) -> Figure:
+    """One labelled row per entry ``label: images`` (e.g. input / restored / target): the first ``n_show`` each.
+
+    Rows may mix grey and colour images (grey is shown grey); all images are in [-1, 1].
+    """
+    check_positive_int("n_show", n_show)
+    if len(rows) == 0:
+        raise ValueError("rows must hold at least one (label, images) entry")
+    fig, axes = plt.subplots(len(rows), 1, figsize=(size * n_show + 1.0, size * len(rows) + 0.2 + 0.3 * bool(title)),
                              squeeze=False)
-    for ax, (step, images) in zip(axes[:, 0], samples):
+    for ax, (label, images) in zip(axes[:, 0], rows.items()):
         ax.imshow(_grid_array(_as_images(images)[:n_show], n_show, (-1.0, 1.0)), interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_ylabel(f"step {step}", rotation=0, ha="right", va="center", fontsize=9)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
         for spine in ax.spines.values():
             spine.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

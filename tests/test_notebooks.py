@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
-CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = sorted(BOOK.glob("[0-9][0-9]*_*.ipynb"))  # 01_..., 05a_...
 
 # tiny values for each chapter's `parameters` cell: the smoke run checks wiring, not quality
 SMOKE_PARAMETERS: dict[str, dict] = {
@@ -29,6 +29,10 @@ SMOKE_PARAMETERS: dict[str, dict] = {
                             toy_steps=20, n_toy_eval=200, bench_steps=2, bench_base_channels=8,
                             bench_batch_size=8),
     "08_faq": dict(steps=40, log_every=10, n_samples=200, fid_pool=400, fid_sizes=[50, 100, 200]),
+    "05a_generation_on_demand": dict(steps=10, eval_every=5, n_eval=100, batch_size=16, base_channels=8,
+                                     extra_layers=1),
+    "05b_image_restoration": dict(steps=3, batch_size=8, base_channels=4, n_train=200, n_test=20, n_tune=10,
+                                  n_photo_train=64, n_photo_test=16),
 }
 
 

@@ -53,3 +53,13 @@ def test_curves():
     assert list(viz.loss_curves(history, smooth=2).axes[0].get_lines()[0].get_ydata()) == [1.0, 0.75, 0.35]
     with pytest.raises(ValueError, match="keys"):
         viz.history_plot(history, ["fd"])
+
+
+def test_image_rows_labels_each_row_and_mixes_grey_and_colour():
+    fig = viz.image_rows({"input": torch.zeros(5, 1, 6, 6), "output": torch.ones(5, 3, 6, 6)}, n_show=3, title="t")
+    assert [ax.get_ylabel() for ax in fig.axes] == ["input", "output"]
+    assert fig.axes[0].images[0].get_array().shape == (10, 26, 3)  # three 6x6 images with 2 px padding
+    with pytest.raises(ValueError, match="rows"):
+        viz.image_rows({})
+    with pytest.raises(ValueError, match="n_show"):
+        viz.image_rows({"a": torch.zeros(1, 1, 4, 4)}, n_show=0)

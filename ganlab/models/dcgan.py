@@ -12,16 +12,20 @@ The discriminator returns raw logits, shape ``(B,)``: losses apply the sigmoid i
 stable form (see :mod:`ganlab.losses`).
 
 Class conditioning (``num_classes``): the generator concatenates a learned embedding of the label to
-``z`` (Mirza & Osindero 2014, https://arxiv.org/abs/1411.1784); the discriminator is a projection
-discriminator (Miyato & Koyama 2018, https://arxiv.org/abs/1802.05637): its logit gains the inner
-product of a learned label embedding with its pooled features.
+``z`` (Mirza & Osindero 2014, https://arxiv.org/abs/1411.1784). The discriminator takes the label in
+one of two ways (``conditioning``): ``"projection"`` (the default), a projection discriminator (Miyato &
+Koyama 2018, https://arxiv.org/abs/1802.05637) whose logit gains the inner product of a learned label
+embedding with its pooled features; or ``"input"``, the label as one-hot maps stacked onto the image's
+channels (Mirza & Osindero's way), so that the first layer can learn class-specific filters. The book's
+chapter 5a (``book/05a_generation_on_demand.ipynb``) measures both on MNIST.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..utils import check_nonnegative_int, check_positive_int
+from ..utils import check_choice, check_nonnegative_int, check_positive_int
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator", "stage_plan", "dcgan_init_"]
 
@@ -141,11 +145,14 @@ class DCGANDiscriminator(nn.Module):
             so that D can see a batch without variety and G is pushed away from collapse.
         extra_layers: 3 x 3 stride-1 convolution blocks added at the smallest resolution, before the
             head (as in the generator).
+        conditioning: how a label enters (with ``num_classes``): ``"projection"`` or ``"input"``
+            (see the module docstring).
     """
 
     def __init__(self, *, img_channels: int = 1, img_size: int = 28, base_channels: int = 64,
                  num_classes: int | None = None, spectral_norm: bool = False,
-                 minibatch_std: bool = False, extra_layers: int = 0) -> None:
+                 minibatch_std: bool = False, extra_layers: int = 0,
+                 conditioning: str = "projection") -> None:
         super().__init__()
         check_nonnegative_int("extra_layers", extra_layers)
         if img_channels not in (1, 3):
@@ -153,19 +160,25 @@ class DCGANDiscriminator(nn.Module):
         check_positive_int("base_channels", base_channels)
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
+        check_choice("conditioning", conditioning, ("projection", "input"))
         base, n = stage_plan(img_size)
         self.img_channels, self.img_size, self.base_channels = img_channels, img_size, base_channels
         self.num_classes, self.spectral_norm = num_classes, bool(spectral_norm)
         self.minibatch_std, self.extra_layers = bool(minibatch_std), extra_layers
+        self.conditioning = conditioning
         self.model_args = dict(img_channels=img_channels, img_size=img_size, base_channels=base_channels,
                                num_classes=num_classes, spectral_norm=bool(spectral_norm),
                                minibatch_std=bool(minibatch_std), extra_layers=extra_layers)
+        if conditioning != "projection":  # only when not the default, so older checkpoints' args still match
+            self.model_args["conditioning"] = conditioning
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+        label_maps = num_classes if num_classes is not None and conditioning == "input" else 0
 
         width = base_channels
         # no batch norm on the input layer, as in the paper
         layers: list[nn.Module] = [
-            sn(nn.Conv2d(img_channels, width, kernel_size=4, stride=2, padding=1)),  # (B, width, size / 2, .)
+            # (B, img_channels [+ num_classes label maps], size, size) -> (B, width, size / 2, size / 2)
+            sn(nn.Conv2d(img_channels + label_maps, width, kernel_size=4, stride=2, padding=1)),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for _ in range(n - 1):
@@ -187,7 +200,7 @@ class DCGANDiscriminator(nn.Module):
         # (B, width, base, base) -> (B, 1, 1, 1): one logit per image
         self.head = sn(nn.Conv2d(width + int(minibatch_std), 1, kernel_size=base, stride=1, padding=0))
         # projection discriminator: logit += <embed(y), sum of features over space>
-        self.embed = nn.Embedding(num_classes, width) if num_classes is not None else None
+        self.embed = nn.Embedding(num_classes, width) if num_classes is not None and not label_maps else None
         dcgan_init_(self)
         if self.embed is not None:
             nn.init.normal_(self.embed.weight, 0.0, 0.02)  # start close to the unconditional logit
@@ -196,6 +209,14 @@ class DCGANDiscriminator(nn.Module):
         expected = (self.img_channels, self.img_size, self.img_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        if self.num_classes is not None:
+            y = _check_labels(y, len(x), self.num_classes)
+        elif y is not None:
+            raise ValueError("y: this discriminator is unconditional (num_classes=None); pass no labels")
+        if self.num_classes is not None and self.embed is None:
+            # "input" conditioning: one constant map per class, 1 for the image's label, stacked onto it
+            maps = F.one_hot(y.long(), self.num_classes).to(x.dtype)[:, :, None, None]  # (B, num_classes, 1, 1)
+            x = torch.cat([x, maps.expand(-1, -1, *x.shape[2:])], dim=1)  # (B, img_channels + num_classes, H, W)
         h = self.features(x)                   # (B, width, base, base)
         if self.minibatch_std:
             # one number per batch: the mean over features and positions of the std across the batch
@@ -204,10 +225,8 @@ class DCGANDiscriminator(nn.Module):
         else:
             logits = self.head(h).flatten()    # (B, 1, 1, 1) -> (B,)
         if self.embed is not None:
-            e = self.embed(_check_labels(y, len(x), self.num_classes))  # (B, width)
+            e = self.embed(y)                  # (B, width)
             logits = logits + (e * h.sum(dim=(2, 3))).sum(dim=1)
-        elif y is not None:
-            raise ValueError("y: this discriminator is unconditional (num_classes=None); pass no labels")
         return logits
 
 

@@ -1,0 +1,161 @@
+"""Image-to-image networks after pix2pix (Isola et al. 2017, https://arxiv.org/abs/1611.07004).
+
+Taught in ``book/05b_image_restoration.ipynb``, which trains them to denoise, inpaint, upscale and
+colourise, and trained by :func:`ganlab.translate.fit_pix2pix`.
+
+* :class:`UNetGenerator` maps an input image to an output image of the same size. It is an
+  encoder-decoder whose stride-2 convolutions halve the side ``depth`` times, and whose decoder joins each
+  upsampled map with the encoder map of the same size (the U-Net skip connections of Ronneberger et al.
+  2015, https://arxiv.org/abs/1505.04597): fine detail reaches the output without squeezing through the
+  bottleneck. The decoder upsamples by nearest neighbour and a 3 x 3 convolution instead of a transposed
+  convolution, which avoids checkerboard artefacts (Odena et al. 2016, https://distill.pub/2016/deconv-checkerboard/).
+  With ``residual=True`` the network predicts a *correction* that is added to its input (global
+  residual learning, as in DnCNN, Zhang et al. 2017, https://arxiv.org/abs/1608.03981): at
+  initialisation it is the identity, which is what a restorer should start from.
+* :class:`PatchGANDiscriminator` is pix2pix's conditional discriminator: it sees the input image and a
+  candidate output side by side (concatenated channels) and returns a *map* of logits, one per
+  overlapping patch, so it judges local texture and leaves the global layout to the L1 loss.
+
+Unlike the DCGAN pair there is no noise vector: pix2pix found that a generator learns to ignore it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..utils import check_positive_int
+from .dcgan import dcgan_init_
+
+__all__ = ["UNetGenerator", "PatchGANDiscriminator"]
+
+
+def _widths(base_channels: int, depth: int) -> list[int]:
+    # feature maps per level: doubling as the side halves, capped at 8x (pix2pix's C64-...-C512)
+    return [base_channels * min(2 ** i, 8) for i in range(depth + 1)]
+
+
+class UNetGenerator(nn.Module):
+    """Map images ``(B, in_channels, H, W)`` to images ``(B, out_channels, H, W)`` in [-1, 1].
+
+    Args:
+        in_channels: channels of the input (e.g. 1 grey, 2 grey + mask, 3 colour).
+        out_channels: channels of the output (1 grey or 3 colour).
+        base_channels: feature maps at full resolution; each level down doubles them (up to 8x).
+        depth: number of stride-2 levels; ``H`` and ``W`` must be divisible by ``2 ** depth``.
+        residual: output ``clamp(input + correction, -1, 1)`` instead of ``tanh(output)``. The input
+            added is its first ``out_channels`` channels, or its single channel repeated when
+            ``in_channels == 1`` (grey to colour).
+    """
+
+    def __init__(self, *, in_channels: int = 1, out_channels: int = 1, base_channels: int = 32,
+                 depth: int = 2, residual: bool = False) -> None:
+        super().__init__()
+        check_positive_int("in_channels", in_channels)
+        if out_channels not in (1, 3):
+            raise ValueError(f"out_channels must be 1 or 3, got {out_channels!r}")
+        check_positive_int("base_channels", base_channels)
+        check_positive_int("depth", depth)
+        if residual and not (in_channels >= out_channels or in_channels == 1):
+            raise ValueError(f"residual: needs in_channels >= out_channels or in_channels == 1, "
+                             f"got {in_channels} -> {out_channels}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.base_channels, self.depth, self.residual = base_channels, depth, bool(residual)
+        self.model_args = dict(in_channels=in_channels, out_channels=out_channels, base_channels=base_channels,
+                               depth=depth, residual=bool(residual))
+        widths = _widths(base_channels, depth)
+        # full resolution, no normalisation on the input layer (as pix2pix and DCGAN)
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
+        self.downs = nn.ModuleList(
+            nn.Sequential(  # (B, w_i, s, s) -> (B, w_{i+1}, s / 2, s / 2)
+                nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(widths[i + 1]),
+                nn.LeakyReLU(0.2, inplace=True),
+            )
+            for i in range(depth)
+        )
+        # level i + 1 -> i; after the first one the input also holds the skip connection (twice the maps)
+        self.ups = nn.ModuleList(
+            nn.Sequential(  # (B, c, s, s) -> (B, w_i, 2s, 2s)
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(widths[i + 1] * (1 if i == depth - 1 else 2), widths[i], 3, padding=1, bias=False),
+                nn.BatchNorm2d(widths[i]),
+                nn.ReLU(inplace=True),
+            )
+            for i in reversed(range(depth))
+        )
+        self.head = nn.Conv2d(2 * widths[0], out_channels, 3, padding=1)  # (B, 2 w_0, H, W) -> (B, out, H, W)
+        dcgan_init_(self)
+        if self.residual:
+            nn.init.zeros_(self.head.weight)  # start as the identity: the correction is zero
+            nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = 2 ** self.depth
+        if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[2] % k or x.shape[3] % k:
+            raise ValueError(f"x must have shape (B, {self.in_channels}, H, W) with H and W divisible by "
+                             f"{k}, got {tuple(x.shape)}")
+        skips = [self.stem(x)]                     # (B, w_0, H, W)
+        for down in self.downs:
+            skips.append(down(skips[-1]))          # (B, w_i, H / 2^i, W / 2^i)
+        h = skips.pop()                            # the bottleneck
+        for up in self.ups:
+            h = torch.cat([up(h), skips.pop()], dim=1)  # (B, 2 w_i, H / 2^i, W / 2^i)
+        out = self.head(h)                         # (B, out_channels, H, W)
+        if not self.residual:
+            return torch.tanh(out)
+        base = x[:, :1].expand(-1, self.out_channels, -1, -1) if self.in_channels == 1 else x[:, :self.out_channels]
+        return (base + out).clamp(-1.0, 1.0)
+
+
+class PatchGANDiscriminator(nn.Module):
+    """Judge ``(image, condition)`` pairs: a map of logits ``(B, H', W')``, one per overlapping patch.
+
+    ``forward(x, y)`` takes the candidate output ``x`` ``(B, out_channels, H, W)`` and the input it
+    should correspond to, ``y`` ``(B, in_channels, H, W)`` (the same order as a class-conditional
+    discriminator's ``(image, label)``). ``n_layers`` stride-2 convolutions are followed by two
+    stride-1 ones, as in pix2pix; :attr:`receptive_field` is the side of the patch each logit sees.
+
+    Args:
+        in_channels: channels of the condition (the restorer's input).
+        out_channels: channels of the image judged (the restorer's output).
+        base_channels: feature maps of the first layer; each later one has twice as many (up to 8x).
+        n_layers: stride-2 layers (2 gives 5 x 5 logits of 34-pixel patches on 28 x 28 images).
+    """
+
+    def __init__(self, *, in_channels: int = 1, out_channels: int = 1, base_channels: int = 32,
+                 n_layers: int = 2) -> None:
+        super().__init__()
+        check_positive_int("in_channels", in_channels)
+        if out_channels not in (1, 3):
+            raise ValueError(f"out_channels must be 1 or 3, got {out_channels!r}")
+        check_positive_int("base_channels", base_channels)
+        check_positive_int("n_layers", n_layers)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.base_channels, self.n_layers = base_channels, n_layers
+        self.model_args = dict(in_channels=in_channels, out_channels=out_channels, base_channels=base_channels,
+                               n_layers=n_layers)
+        widths = _widths(base_channels, n_layers)
+        layers: list[nn.Module] = [  # no batch norm on the input layer
+            nn.Conv2d(in_channels + out_channels, widths[0], 4, stride=2, padding=1),  # (B, w_0, H / 2, W / 2)
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for i in range(1, n_layers):  # (B, w_{i-1}, s, s) -> (B, w_i, s / 2, s / 2)
+            layers += [nn.Conv2d(widths[i - 1], widths[i], 4, stride=2, padding=1, bias=False),
+                       nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2, inplace=True)]
+        # two stride-1 layers: (B, w, s, s) -> (B, w', s - 1, s - 1) -> (B, 1, s - 2, s - 2)
+        layers += [nn.Conv2d(widths[n_layers - 1], widths[n_layers], 4, stride=1, padding=1, bias=False),
+                   nn.BatchNorm2d(widths[n_layers]), nn.LeakyReLU(0.2, inplace=True),
+                   nn.Conv2d(widths[n_layers], 1, 4, stride=1, padding=1)]
+        self.net = nn.Sequential(*layers)
+        # each 4 x 4 layer widens the field by 3 x (product of the strides before it)
+        self.receptive_field = 1 + 3 * (sum(2 ** i for i in range(n_layers)) + 2 * 2 ** n_layers)
+        dcgan_init_(self)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.out_channels:
+            raise ValueError(f"x must have shape (B, {self.out_channels}, H, W), got {tuple(x.shape)}")
+        if y is None or y.dim() != 4 or y.shape[1] != self.in_channels or y.shape[0] != x.shape[0] \
+                or y.shape[2:] != x.shape[2:]:
+            raise ValueError(f"y must be the condition, shape ({x.shape[0]}, {self.in_channels}, "
+                             f"{x.shape[2]}, {x.shape[3]}), got {None if y is None else tuple(y.shape)}")
+        return self.net(torch.cat([y, x], dim=1)).squeeze(1)  # (B, 1, H', W') -> (B, H', W')
