@@ -603,15 +603,18 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
             scaler_g=scaler_g, scaler_d=scaler_d, G_ema=G_ema, config=config.to_dict(), step=step,
             history=history)
 
+    def diverged(what: str) -> FloatingPointError:
+        return FloatingPointError(
+            f"training diverged at step {step}: {what}; the last good checkpoint "
+            f"({last_ckpt if last_ckpt is not None else 'none written'}) was kept. "
+            f"Lower the learning rates or use a bounded loss (hinge, least_squares).")
+
     def check_weights() -> None:
         # a finite loss can still be followed by an update that overflows the weights: never checkpoint those
         bad = [name for name, net in (("G", G), ("D", D))
                if not all(bool(torch.isfinite(p).all()) for p in net.parameters())]
         if bad:
-            raise FloatingPointError(
-                f"training diverged at step {step}: {' and '.join(bad)} has non-finite weights; the last good "
-                f"checkpoint ({last_ckpt if last_ckpt is not None else 'none written'}) was kept. "
-                f"Lower the learning rates or use a bounded loss (hinge, least_squares).")
+            raise diverged(f"{' and '.join(bad)} has non-finite weights")
 
     start = time.perf_counter()
     deadline = start + 60.0 * config.max_minutes if config.max_minutes is not None else math.inf
@@ -649,11 +652,7 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
                 G_ema.update_parameters(G)
             step += 1
             if not (torch.isfinite(d_stats["d_loss"]) and torch.isfinite(g_stats["g_loss"])):
-                raise FloatingPointError(
-                    f"training diverged at step {step}: d_loss={float(d_stats['d_loss'])}, "
-                    f"g_loss={float(g_stats['g_loss'])}; the last good checkpoint "
-                    f"({last_ckpt if last_ckpt is not None else 'none written'}) was kept. "
-                    f"Lower the learning rates or use a bounded loss (hinge, least_squares).")
+                raise diverged(f"d_loss={float(d_stats['d_loss'])}, g_loss={float(g_stats['g_loss'])}")
             bar.update(1)
             if step % config.log_every == 0 or step == config.steps:
                 row = {"step": step, **_floats({**d_stats, **g_stats}),
