@@ -9,6 +9,7 @@ The logic lives in ``ganlab.bench``; chapter 6 runs it too.
     python benchmarks/throughput.py                     # about two minutes on 2 CPU cores
     python benchmarks/throughput.py --compile           # adds torch.compile (minutes of compilation)
     python benchmarks/throughput.py --device cuda --batch-size 256 --steps 100
+    python benchmarks/throughput.py --base-channels 32 --residual --batch-size 32   # the CLI's MNIST model
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--z-dim", type=int, default=64)
     parser.add_argument("--base-channels", type=int, default=64)
     parser.add_argument("--extra-layers", type=int, default=3)
+    parser.add_argument("--residual", action=argparse.BooleanOptionalAction, default=False,
+                        help="extra layers as residual blocks (the command line's MNIST recipe)")
     parser.add_argument("--img-size", type=int, default=28)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="add a torch.compile row")
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"argument --device: {exc}")
 
     model_args = dict(z_dim=args.z_dim, img_size=args.img_size, base_channels=args.base_channels,
-                      extra_layers=args.extra_layers)
+                      extra_layers=args.extra_layers, residual=args.residual)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     print(f"torch {torch.__version__}, device {device} ({name}), threads {torch.get_num_threads()}, "
           f"DCGAN {model_args}, batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats")

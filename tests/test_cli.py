@@ -62,3 +62,20 @@ def test_config_errors_name_the_flag(tmp_path, capsys):
         main(["train", "dcgan", "--out", str(tmp_path), "--steps", "2", "--beta1", "1.5"])
     assert info.value.code == 2
     assert "argument --beta1/--beta2: betas must be" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="no MNIST files under GANLAB_DATA")
+def test_the_mnist_recipe_uses_residual_blocks_unless_told_not_to(tmp_path, capsys):
+    from ganlab.checkpoint import load_checkpoint
+    from ganlab.models.dcgan import ResidualBlock
+    from ganlab.train import load_generator
+
+    for flags, residual in (([], True), (["--no-residual"], False)):
+        out = tmp_path / f"run{residual}"
+        assert main(["train", "dcgan", "--steps", "1", "--out", str(out), "--quiet", *flags]) == 0
+        state = load_checkpoint(out / "checkpoint.pt")
+        for args in (state["g_args"], state["d_args"]):
+            assert args.get("residual", False) is residual and args["extra_layers"] == 3
+        G = load_generator(out / "checkpoint.pt")
+        assert sum(isinstance(m, ResidualBlock) for m in G.modules()) == (3 if residual else 0)
+    capsys.readouterr()

@@ -124,3 +124,45 @@ def test_minibatch_std_lets_d_see_the_batch():
         with torch.no_grad():
             same_first = torch.isclose(D(x)[0], D(varied)[0])
         assert bool(same_first) is not depends
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_residual_extra_layers_add_their_input(spectral_norm):
+    torch.manual_seed(0)
+    G, D = build_gan("dcgan", z_dim=8, img_size=28, base_channels=4, extra_layers=2, residual=True,
+                     d_spectral_norm=spectral_norm)
+    for net in (G, D):
+        blocks = [m for m in net.modules() if isinstance(m, gl.models.dcgan.ResidualBlock)]
+        assert len(blocks) == 2  # one block per extra layer, two 3 x 3 convolutions each
+        assert all(sum(isinstance(m, torch.nn.Conv2d) for m in b.body) == 2 for b in blocks)
+        assert net.model_args["residual"] is True
+        clone = type(net)(**net.model_args)
+        clone.load_state_dict(net.state_dict())  # the args rebuild the same layers
+    block = [m for m in D.modules() if isinstance(m, gl.models.dcgan.ResidualBlock)][0]
+    x = torch.randn(3, block.body[0].in_channels, 7, 7)
+    D.eval()
+    with torch.no_grad():
+        body = block.body(x.clone())
+        assert body.abs().mean() > 0.01
+        assert torch.allclose(block(x.clone()), torch.nn.functional.leaky_relu(x + body, 0.2))
+        # a body that outputs zeros leaves act(x): the identity path is there
+        block.body = torch.nn.Sequential(block.body, _Times(0.0))
+        assert torch.equal(block(x.clone()), torch.nn.functional.leaky_relu(x, 0.2))
+    assert G(torch.randn(2, 8)).shape == (2, 1, 28, 28) and D(torch.randn(2, 1, 28, 28)).shape == (2,)
+    # plain networks keep their recorded args (older checkpoints still match) and have no blocks
+    G0 = DCGANGenerator(z_dim=8, extra_layers=2)
+    assert "residual" not in G0.model_args
+    assert not any(isinstance(m, gl.models.dcgan.ResidualBlock) for m in G0.modules())
+    with pytest.raises(ValueError, match="residual"):
+        DCGANGenerator(residual=1)
+    with pytest.raises(ValueError, match="residual"):
+        DCGANDiscriminator(residual="yes")
+
+
+class _Times(torch.nn.Module):
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor

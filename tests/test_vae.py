@@ -122,19 +122,22 @@ def test_decoder_output_is_the_bernoulli_mean_in_signed_range():
         assert torch.allclose(dec(z), 2 * torch.sigmoid(dec.logits(z)) - 1, atol=1e-6)
 
 
-@pytest.mark.parametrize("extra_layers", [0, 3])
-def test_the_decoder_is_the_dcgan_generator_without_its_tanh(extra_layers):
-    kw = dict(z_dim=16, img_channels=1, img_size=28, base_channels=32, extra_layers=extra_layers)
+@pytest.mark.parametrize("extra_layers, residual", [(0, False), (3, False), (2, True)])
+def test_the_decoder_is_the_dcgan_generator_without_its_tanh(extra_layers, residual):
+    kw = dict(z_dim=16, img_channels=1, img_size=28, base_channels=32, extra_layers=extra_layers,
+              residual=residual)
     dec, gen = VAEDecoder(**kw), DCGANGenerator(**kw)
     assert [type(m) for m in dec.net] == [type(m) for m in gen.net][:-1]
     assert isinstance(gen.net[-1], torch.nn.Tanh)
     assert sum(p.numel() for p in dec.parameters()) == sum(p.numel() for p in gen.parameters())
     enc = VAEEncoder(**kw)
     assert enc.head.out_features == 2 * 16
-    n_conv3 = sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in enc.features)
-    assert n_conv3 == extra_layers
+    n_conv3 = sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) for m in enc.features.modules())
+    assert n_conv3 == extra_layers * (2 if residual else 1)  # a residual block holds two
     vae = VAE(**kw)
     assert vae.model_args["extra_layers"] == extra_layers and vae.decoder.extra_layers == extra_layers
+    assert vae.model_args.get("residual", False) == residual == vae.encoder.residual
+    assert type(vae.decoder)(**vae.decoder.model_args).load_state_dict(vae.decoder.state_dict())
     logits, mu, logvar = vae(torch.zeros(2, 1, 28, 28))
     assert logits.shape == (2, 1, 28, 28) and mu.shape == logvar.shape == (2, 16)
 

@@ -35,6 +35,11 @@ def _check_img_channels(img_channels: int) -> None:
         raise ValueError(f"img_channels must be 1 or 3, got {img_channels!r}")
 
 
+def _args(*, residual: bool, **args) -> dict:
+    # `residual` is recorded only when set, as the DCGAN networks do
+    return {**args, "residual": True} if residual else args
+
+
 class VAEEncoder(nn.Module):
     """Map images ``(B, img_channels, img_size, img_size)`` in [-1, 1] to ``(mu, logvar)``, each ``(B, z_dim)``.
 
@@ -43,17 +48,17 @@ class VAEEncoder(nn.Module):
     """
 
     def __init__(self, *, z_dim: int = 16, img_channels: int = 1, img_size: int = 28,
-                 base_channels: int = 32, extra_layers: int = 0) -> None:
+                 base_channels: int = 32, extra_layers: int = 0, residual: bool = False) -> None:
         super().__init__()
         check_positive_int("z_dim", z_dim)
         _check_img_channels(img_channels)
         self.z_dim, self.img_channels, self.img_size, self.base_channels = z_dim, img_channels, img_size, base_channels
-        self.extra_layers = extra_layers
-        self.model_args = dict(z_dim=z_dim, img_channels=img_channels, img_size=img_size,
-                               base_channels=base_channels, extra_layers=extra_layers)
+        self.extra_layers, self.residual = extra_layers, residual
+        self.model_args = _args(z_dim=z_dim, img_channels=img_channels, img_size=img_size,
+                                base_channels=base_channels, extra_layers=extra_layers, residual=residual)
         # borrow the discriminator's feature stack (and its initialisation); drop its one-logit head
         d = DCGANDiscriminator(img_channels=img_channels, img_size=img_size, base_channels=base_channels,
-                               extra_layers=extra_layers)
+                               extra_layers=extra_layers, residual=residual)
         self.features = d.features                                     # (B, width, base, base)
         width, base = d.head.in_channels, d.head.kernel_size[0]
         self.head = nn.Linear(width * base * base, 2 * z_dim)          # (B, width * base * base) -> (B, 2 z_dim)
@@ -75,15 +80,15 @@ class VAEDecoder(nn.Module):
     """
 
     def __init__(self, *, z_dim: int = 16, img_channels: int = 1, img_size: int = 28,
-                 base_channels: int = 32, extra_layers: int = 0) -> None:
+                 base_channels: int = 32, extra_layers: int = 0, residual: bool = False) -> None:
         super().__init__()
         _check_img_channels(img_channels)
         g = DCGANGenerator(z_dim=z_dim, img_channels=img_channels, img_size=img_size, base_channels=base_channels,
-                           extra_layers=extra_layers)
+                           extra_layers=extra_layers, residual=residual)
         self.z_dim, self.img_channels, self.img_size, self.base_channels = z_dim, img_channels, img_size, base_channels
-        self.extra_layers = extra_layers
-        self.model_args = dict(z_dim=z_dim, img_channels=img_channels, img_size=img_size,
-                               base_channels=base_channels, extra_layers=extra_layers)
+        self.extra_layers, self.residual = extra_layers, residual
+        self.model_args = _args(z_dim=z_dim, img_channels=img_channels, img_size=img_size,
+                                base_channels=base_channels, extra_layers=extra_layers, residual=residual)
         self.net = g.net[:-1]  # the generator's layers up to, not including, its tanh
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
@@ -106,6 +111,7 @@ class VAE(nn.Module):
         base_channels: width of the encoder's first and the decoder's last stage (DCGAN convention).
         extra_layers: 3 x 3 stride-1 convolution blocks at the smallest resolution of both halves, as the
             DCGAN's ``extra_layers`` (0: the plain DCGAN layouts).
+        residual: make those extra layers residual blocks, as the DCGAN's ``residual``.
 
     ``encoder`` and ``decoder`` are the two halves; ``decoder`` has a ``z_dim`` attribute, so
     ``ganlab.sample(vae.decoder, n, seed=...)`` samples from the prior. :meth:`reconstruct` encodes and
@@ -113,15 +119,15 @@ class VAE(nn.Module):
     """
 
     def __init__(self, *, z_dim: int = 16, img_channels: int = 1, img_size: int = 28,
-                 base_channels: int = 32, extra_layers: int = 0) -> None:
+                 base_channels: int = 32, extra_layers: int = 0, residual: bool = False) -> None:
         super().__init__()
         check_nonnegative_int("extra_layers", extra_layers)
-        args = dict(z_dim=z_dim, img_channels=img_channels, img_size=img_size, base_channels=base_channels,
-                    extra_layers=extra_layers)
+        args = _args(z_dim=z_dim, img_channels=img_channels, img_size=img_size, base_channels=base_channels,
+                     extra_layers=extra_layers, residual=residual)
         self.encoder = VAEEncoder(**args)
         self.decoder = VAEDecoder(**args)
         self.z_dim, self.img_channels, self.img_size, self.base_channels = z_dim, img_channels, img_size, base_channels
-        self.extra_layers = extra_layers
+        self.extra_layers, self.residual = extra_layers, residual
         self.model_args = args
 
     @staticmethod
