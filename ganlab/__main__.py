@@ -26,7 +26,7 @@ from pathlib import Path
 # * depth at 7 x 7, where the digit's layout is decided, did most: the plain two-stage networks plateaued
 #   near two thirds of samples classified confidently whatever the learning rate, loss, width, batch size
 #   or augmentation; three extra 3 x 3 convolutions there lifted it to 81-84%, and making each a residual
-#   block of two convolutions (He et al. 2016) to 84.9-86.9% (four runs, mean 86.1%), although a step
+#   block of two convolutions (He et al. 2016) to 84.5-86.9% (six runs, mean 85.7%), although a step
 #   then costs about 1.7x as much (about 3,500 instead of 5,800 steps in 3 minutes). Two or four blocks,
 #   blocks in G only, top-k generator updates (Sinha et al. 2020), learning-rate decay, a compiled model,
 #   ReZero gains and an InfoGAN code measured 81-87% in single runs: no clear gain over run-to-run spread;
