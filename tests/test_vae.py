@@ -155,7 +155,7 @@ def test_reparameterisation_is_differentiable_and_collapses_to_the_mean():
 def test_argument_errors_name_the_argument():
     for kw, name in ((dict(z_dim=0), "z_dim"), (dict(img_channels=2), "img_channels"),
                      (dict(img_size=36), "img_size"), (dict(base_channels=0), "base_channels"),
-                     (dict(extra_layers=-1), "extra_layers")):
+                     (dict(extra_layers=-1), "extra_layers"), (dict(residual="yes"), "residual")):
         with pytest.raises(ValueError, match=name):
             VAE(**kw)
     vae = VAE(z_dim=4, base_channels=8)

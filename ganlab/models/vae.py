@@ -37,7 +37,7 @@ def _check_img_channels(img_channels: int) -> None:
 
 def _args(*, residual: bool, **args) -> dict:
     # `residual` is recorded only when set, as the DCGAN networks do
-    return {**args, "residual": True} if residual else args
+    return {**args, "residual": residual} if residual is not False else args  # anything else is checked
 
 
 class VAEEncoder(nn.Module):
