@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from .augment import diff_augment, parse_policy
 from .checkpoint import load_checkpoint, save_checkpoint
 from .losses import get_loss, gradient_penalty, r1_penalty
-from .utils import (check_betas, check_choice, check_nonnegative_int, check_positive_float,
+from .utils import (check_betas, check_bool, check_choice, check_nonnegative_int, check_positive_float,
                     check_positive_int, device_of, get_device, tune_cpu_allocator)
 
 __all__ = [
@@ -113,8 +113,7 @@ class TrainConfig:
             if not (getattr(self, name) is None or isinstance(getattr(self, name), bool)):
                 raise ValueError(f"{name} must be True, False or None (automatic), got {getattr(self, name)!r}")
         for name in ("compile", "skip_d_grads"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            check_bool(name, getattr(self, name))
         check_nonnegative_int("seed", self.seed)
         check_positive_int("log_every", self.log_every)
         check_nonnegative_int("sample_every", self.sample_every)

@@ -187,6 +187,20 @@ def check_betas(name: str, value: Any) -> tuple[float, float]:
     return float(betas[0]), float(betas[1])
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_image_channels(name: str, value: Any) -> int:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is 1 (grey) or 3 (colour)."""
+    if value not in (1, 3):
+        raise ValueError(f"{name} must be 1 or 3, got {value!r}")
+    return value
+
+
 def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
     if value not in choices:

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import check_choice, check_nonnegative_int, check_positive_int
+from ..utils import (check_bool, check_choice, check_image_channels, check_nonnegative_int,
+                     check_positive_int)
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator", "ResidualBlock", "stage_plan", "dcgan_init_"]
 
@@ -119,11 +120,10 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         check_positive_int("z_dim", z_dim)
         check_nonnegative_int("extra_layers", extra_layers)
-        _check_bool("residual", residual)
+        check_bool("residual", residual)
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
-        if img_channels not in (1, 3):
-            raise ValueError(f"img_channels must be 1 or 3, got {img_channels!r}")
+        check_image_channels("img_channels", img_channels)
         check_positive_int("base_channels", base_channels)
         base, n = stage_plan(img_size)
         self.residual = residual
@@ -199,9 +199,8 @@ class DCGANDiscriminator(nn.Module):
                  conditioning: str = "projection", residual: bool = False) -> None:
         super().__init__()
         check_nonnegative_int("extra_layers", extra_layers)
-        _check_bool("residual", residual)
-        if img_channels not in (1, 3):
-            raise ValueError(f"img_channels must be 1 or 3, got {img_channels!r}")
+        check_bool("residual", residual)
+        check_image_channels("img_channels", img_channels)
         check_positive_int("base_channels", base_channels)
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
@@ -274,11 +273,6 @@ class DCGANDiscriminator(nn.Module):
             e = self.embed(y)                  # (B, width)
             logits = logits + (e * h.sum(dim=(2, 3))).sum(dim=1)
         return logits
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def _check_labels(y: torch.Tensor | None, n: int, num_classes: int) -> torch.Tensor:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..utils import check_positive_int
+from ..utils import check_image_channels, check_positive_int
 from .dcgan import dcgan_init_
 
 __all__ = ["UNetGenerator", "PatchGANDiscriminator"]
@@ -51,8 +51,7 @@ class UNetGenerator(nn.Module):
                  depth: int = 2, residual: bool = False) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
-        if out_channels not in (1, 3):
-            raise ValueError(f"out_channels must be 1 or 3, got {out_channels!r}")
+        check_image_channels("out_channels", out_channels)
         check_positive_int("base_channels", base_channels)
         check_positive_int("depth", depth)
         if residual and not (in_channels >= out_channels or in_channels == 1):
@@ -126,8 +125,7 @@ class PatchGANDiscriminator(nn.Module):
                  n_layers: int = 2) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
-        if out_channels not in (1, 3):
-            raise ValueError(f"out_channels must be 1 or 3, got {out_channels!r}")
+        check_image_channels("out_channels", out_channels)
         check_positive_int("base_channels", base_channels)
         check_positive_int("n_layers", n_layers)
         self.in_channels, self.out_channels = in_channels, out_channels

@@ -24,15 +24,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..utils import check_nonnegative_int, check_positive_int
+from ..utils import check_image_channels, check_nonnegative_int, check_positive_int
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 
 __all__ = ["VAE", "VAEEncoder", "VAEDecoder"]
-
-
-def _check_img_channels(img_channels: int) -> None:
-    if img_channels not in (1, 3):
-        raise ValueError(f"img_channels must be 1 or 3, got {img_channels!r}")
 
 
 def _args(*, residual: bool, **args) -> dict:
@@ -51,7 +46,7 @@ class VAEEncoder(nn.Module):
                  base_channels: int = 32, extra_layers: int = 0, residual: bool = False) -> None:
         super().__init__()
         check_positive_int("z_dim", z_dim)
-        _check_img_channels(img_channels)
+        check_image_channels("img_channels", img_channels)
         self.z_dim, self.img_channels, self.img_size, self.base_channels = z_dim, img_channels, img_size, base_channels
         self.extra_layers, self.residual = extra_layers, residual
         self.model_args = _args(z_dim=z_dim, img_channels=img_channels, img_size=img_size,
@@ -82,7 +77,7 @@ class VAEDecoder(nn.Module):
     def __init__(self, *, z_dim: int = 16, img_channels: int = 1, img_size: int = 28,
                  base_channels: int = 32, extra_layers: int = 0, residual: bool = False) -> None:
         super().__init__()
-        _check_img_channels(img_channels)
+        check_image_channels("img_channels", img_channels)
         g = DCGANGenerator(z_dim=z_dim, img_channels=img_channels, img_size=img_size, base_channels=base_channels,
                            extra_layers=extra_layers, residual=residual)
         self.z_dim, self.img_channels, self.img_size, self.base_channels = z_dim, img_channels, img_size, base_channels
