@@ -59,6 +59,35 @@ CALLBACK_EVENTS = ("on_step_end", "on_sample")
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
+def _check_run_settings(config: Any, precisions: tuple[str, ...]) -> None:
+    """Check the fields every ganlab training config has (TrainConfig, translate.Pix2PixConfig).
+
+    ``steps``, ``batch_size``, ``lr_g``, ``lr_d``, ``betas`` (normalised to a tuple of floats),
+    ``loss``, ``device``, ``precision`` (one of ``precisions``), ``seed``, ``log_every`` and
+    ``max_minutes``; each error is a ``ValueError`` naming the field.
+    """
+    check_positive_int("steps", config.steps)
+    check_positive_int("batch_size", config.batch_size)
+    check_positive_float("lr_g", config.lr_g)
+    check_positive_float("lr_d", config.lr_d)
+    config.betas = check_betas("betas", config.betas)
+    get_loss(config.loss)  # raises a ValueError naming `loss`
+    if not isinstance(config.device, (str, torch.device)):
+        raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {config.device!r}")
+    check_choice("precision", config.precision, precisions)
+    check_nonnegative_int("seed", config.seed)
+    check_positive_int("log_every", config.log_every)
+    if config.max_minutes is not None:
+        check_positive_float("max_minutes", config.max_minutes)
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    """A training config as plain data for a checkpoint: ``betas`` a list, ``device`` a string."""
+    d = dataclasses.asdict(config)
+    d["betas"], d["device"] = list(config.betas), str(config.device)
+    return d
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run; saved into each checkpoint."""
@@ -92,12 +121,7 @@ class TrainConfig:
     progress: bool = True               # show a tqdm progress bar
 
     def __post_init__(self) -> None:
-        check_positive_int("steps", self.steps)
-        check_positive_int("batch_size", self.batch_size)
-        check_positive_float("lr_g", self.lr_g)
-        check_positive_float("lr_d", self.lr_d)
-        self.betas = check_betas("betas", self.betas)
-        get_loss(self.loss)  # raises a ValueError naming `loss`
+        _check_run_settings(self, PRECISIONS + ("auto",))
         parse_policy(self.augment)  # raises a ValueError naming `augment`
         check_positive_int("n_critic", self.n_critic)
         for name in ("gp_weight", "r1_weight"):
@@ -106,27 +130,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         if self.ema_half_life is not None:
             check_positive_float("ema_half_life", self.ema_half_life)
-        if not isinstance(self.device, (str, torch.device)):
-            raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        check_choice("precision", self.precision, PRECISIONS + ("auto",))
         for name in ("channels_last", "fused_adam", "tune_allocator"):
             if not (getattr(self, name) is None or isinstance(getattr(self, name), bool)):
                 raise ValueError(f"{name} must be True, False or None (automatic), got {getattr(self, name)!r}")
         for name in ("compile", "skip_d_grads"):
             check_bool(name, getattr(self, name))
-        check_nonnegative_int("seed", self.seed)
-        check_positive_int("log_every", self.log_every)
         check_nonnegative_int("sample_every", self.sample_every)
         check_positive_int("n_samples", self.n_samples)
         check_nonnegative_int("checkpoint_every", self.checkpoint_every)
-        if self.max_minutes is not None:
-            check_positive_float("max_minutes", self.max_minutes)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        d["device"] = str(self.device)
-        return d
+        return _config_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":

@@ -23,7 +23,6 @@ with a seeded batch order, a progress bar and a history; :func:`translate` appli
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -38,9 +37,8 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from .losses import get_loss
-from .train import PRECISIONS, _Batches, _floats, _scaler, autocast_context
-from .utils import (check_betas, check_choice, check_nonnegative_int, check_positive_float, check_positive_int,
-                    device_of, get_device)
+from .train import PRECISIONS, _Batches, _check_run_settings, _config_dict, _floats, _scaler, autocast_context
+from .utils import check_positive_int, device_of, get_device
 
 __all__ = ["Pix2PixConfig", "Pix2PixResult", "translation_step", "fit_pix2pix", "translate"]
 
@@ -65,27 +63,13 @@ class Pix2PixConfig:
     progress: bool = True               # show a tqdm progress bar
 
     def __post_init__(self) -> None:
-        check_positive_int("steps", self.steps)
-        check_positive_int("batch_size", self.batch_size)
-        check_positive_float("lr_g", self.lr_g)
-        check_positive_float("lr_d", self.lr_d)
-        self.betas = check_betas("betas", self.betas)
+        _check_run_settings(self, PRECISIONS)
         w = self.adv_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not (w >= 0 and math.isfinite(w)):
             raise ValueError(f"adv_weight must be a number >= 0, got {w!r}")
-        get_loss(self.loss)  # raises a ValueError naming `loss`
-        if not isinstance(self.device, (str, torch.device)):
-            raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        check_choice("precision", self.precision, PRECISIONS)
-        check_nonnegative_int("seed", self.seed)
-        check_positive_int("log_every", self.log_every)
-        if self.max_minutes is not None:
-            check_positive_float("max_minutes", self.max_minutes)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["betas"], d["device"] = list(self.betas), str(self.device)
-        return d
+        return _config_dict(self)
 
 
 @dataclass
