@@ -17,7 +17,8 @@ from . import (augment, bench, classical, data, degrade, diagnostics, losses, me
                train, translate, utils, viz)
 from .diagnostics import Finding, diagnose  # noqa: E402
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
-from .train import TrainConfig, TrainResult, d_step, fit, fit_vae, g_step, load_generator, sample  # noqa: E402
+from .train import (TrainConfig, TrainResult, d_step, fit, fit_vae, g_step, load_discriminator,  # noqa: E402
+                    load_generator, refine_latents, sample)
 from .utils import device_of, get_device, seed_everything  # noqa: E402
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "g_step",
     "sample",
     "load_generator",
+    "load_discriminator",
+    "refine_latents",
     "save_checkpoint",
     "load_checkpoint",
     "CheckpointError",

@@ -9,7 +9,10 @@ Examples::
 ``train`` stops after ``--minutes`` of wall-clock time or ``--steps`` generator updates, whichever comes
 first, and leaves ``checkpoint.pt`` and sample grids in ``--out``. ``sample`` writes an ``(N, H, W)``
 float32 array in [0, 1] (``(N, C, H, W)`` for colour), using the EMA weights when the checkpoint has
-them; MNIST images are 28 x 28. A bad argument exits with status 2 and one line naming it.
+them; MNIST images are 28 x 28. Before decoding, each noise vector takes ``--refine-steps`` small
+gradient steps towards a higher logit of the checkpoint's discriminator under the Gaussian prior
+(:func:`ganlab.train.refine_latents`); ``--refine-steps 0`` gives plain ``G(z)``. A bad argument exits
+with status 2 and one line naming it.
 """
 from __future__ import annotations
 
@@ -32,6 +35,13 @@ from pathlib import Path
 #   ReZero gains and an InfoGAN code measured 81-87% in single runs: no clear gain over run-to-run spread;
 # * a learning rate of 1e-3 (not 2e-4) and batches of 32 (not 64) buy more progress in the same minutes.
 # Every one can be overridden by a flag.
+#
+# `sample` refines each z by 10 steps of 0.02 on the energy |z|^2 / 2 - D(G(z)) (see refine_latents),
+# chosen the same way on five 3-minute runs of this recipe: the independent classifier's confident share
+# rose from 85-87% to 90-92% while its Fréchet distance grew from 1.8-2.6x to 2.5-4.6x the real-halves
+# floor; Langevin noise (DDLS proper) lost the gain, larger steps cost more variety than they bought.
+SAMPLE_REFINE = dict(steps=10, step_size=0.02)
+
 MNIST_DEFAULTS = dict(z_dim=64, base_channels=32, extra_layers=3, residual=True, batch_size=32, lr_g=1e-3,
                       lr_d=1e-3, beta1=0.0, beta2=0.9, ema_half_life=10_000.0, loss="hinge", spectral_norm=True)
 
@@ -132,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True, help="output .npy file")
     s.add_argument("--seed", type=_nonnegative_int, default=0)
     s.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA weights exist")
+    s.add_argument("--refine-steps", type=_nonnegative_int, default=SAMPLE_REFINE["steps"],
+                   help="gradient steps on each z towards a higher D logit (0: plain G(z))")
+    s.add_argument("--refine-step-size", type=_positive_float, default=SAMPLE_REFINE["step_size"],
+                   help="size of each refinement step")
     s.add_argument("--device", default="cpu")
     return parser
 
@@ -179,8 +193,11 @@ def _train(args, parser) -> int:
 def _sample(args, parser) -> int:
     import numpy as np
 
+    import torch
+
     from .checkpoint import CheckpointError
-    from .train import CHECKPOINT_NAME, load_generator, sample
+    from .train import (CHECKPOINT_NAME, balanced_labels, load_discriminator, load_generator, refine_latents,
+                        sample)
 
     path = args.run_dir / CHECKPOINT_NAME if args.run_dir.is_dir() else args.run_dir
     if not path.is_file():
@@ -189,9 +206,16 @@ def _sample(args, parser) -> int:
         parser.error(f"argument --out: must end in .npy, got {args.out}")
     try:
         G = load_generator(path, ema=not args.no_ema, device=args.device)
+        D = load_discriminator(path, device=args.device) if args.refine_steps else None
     except (CheckpointError, ValueError) as exc:
         parser.error(f"argument run_dir: {exc}")
-    images = sample(G, args.n, seed=args.seed)                    # (N, C, H, W) in [-1, 1]
+    z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed))
+    num_classes = getattr(G, "num_classes", None)
+    labels = balanced_labels(args.n, num_classes) if num_classes is not None else None
+    if D is not None:
+        z = refine_latents(G, D, z, steps=args.refine_steps, step_size=args.refine_step_size, labels=labels,
+                           progress=sys.stderr.isatty())
+    images = sample(G, args.n, z=z, labels=labels)                # (N, C, H, W) in [-1, 1]
     images = ((images + 1) / 2).clamp_(0, 1)                      # -> [0, 1]
     if images.shape[1] == 1:
         images = images[:, 0]                                     # (N, H, W) for grey images

@@ -131,7 +131,7 @@ class Variant:
 
 # every lever off: what fit computes with the plain loop's precision, layout and optimiser
 LEVERS_OFF = dict(precision="fp32", channels_last=False, fused_adam=False, skip_d_grads=False, compile=False,
-                  tune_allocator=False)
+                  tune_allocator=False, joint_d_batch=False)
 
 
 def default_variants(device: str | torch.device = "cpu", *, compile: bool = False) -> list[Variant]:

@@ -28,12 +28,23 @@ def test_train_then_sample(tmp_path, capsys):
     assert array.min() >= 0 and array.max() <= 1
     assert main(["sample", str(out), "--n", "12", "--out", str(npy), "--seed", "0"]) == 0
     assert np.array_equal(np.load(npy), array)  # seeded
+    # --refine-steps 0 is plain G(z) on the same noise; the default refinement moves every z a little
+    from ganlab.train import load_generator, sample
+
+    plain = tmp_path / "plain.npy"
+    assert main(["sample", str(out), "--n", "12", "--out", str(plain), "--refine-steps", "0"]) == 0
+    expected = ((sample(load_generator(out / "checkpoint.pt"), 12, seed=0) + 1) / 2).clamp(0, 1)[:, 0].numpy()
+    np.testing.assert_array_equal(np.load(plain), expected)
+    assert not np.array_equal(np.load(plain), array)
+    assert np.abs(np.load(plain) - array).mean() < 0.1  # small steps: the same digits, touched up
 
 
 @pytest.mark.parametrize("argv, name", [
     (["sample", "RUN", "--n", "0", "--out", "x.npy"], "--n"),
     (["sample", "RUN", "--n", "five", "--out", "x.npy"], "--n"),
     (["sample", "MISSING", "--n", "3", "--out", "x.npy"], "run_dir"),
+    (["sample", "RUN", "--n", "3", "--out", "x.npy", "--refine-steps", "-1"], "--refine-steps"),
+    (["sample", "RUN", "--n", "3", "--out", "x.npy", "--refine-step-size", "0"], "--refine-step-size"),
     (["train", "dcgan", "--out", "OUT"], "--minutes/--steps"),
     (["train", "dcgan", "--out", "OUT", "--minutes", "-1"], "--minutes"),
     (["train", "dcgan", "--out", "OUT", "--steps", "2.5"], "--steps"),

@@ -108,6 +108,47 @@ def test_g_step_leaves_d_weight_gradients_uncomputed_and_restores_requires_grad(
     assert all(p.grad is not None for p in D.parameters())
 
 
+def sn_gan(seed=0, **d_args):
+    torch.manual_seed(seed)
+    return gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4, d_spectral_norm=True, **d_args)
+
+
+def test_only_a_batch_independent_discriminator_scores_real_and_fake_in_one_call():
+    assert sn_gan()[1].batch_independent
+    assert not tiny_gan()[1].batch_independent                              # batch norm mixes the images
+    assert not sn_gan(minibatch_std=True)[1].batch_independent             # so does the minibatch std
+    for (G, D), joint in ((sn_gan(), True), (tiny_gan(), False), (sn_gan(minibatch_std=True), False)):
+        calls = []
+        D.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+        fit(G, D, images(), cfg(steps=1))
+        # D's step: one call on 8 real + 8 fake images, or two calls on 8; then G's step on 8 fakes
+        assert calls == ([16, 8] if joint else [8, 8, 8])
+    with pytest.raises(ValueError, match="joint_d_batch"):
+        cfg(joint_d_batch="yes")
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_one_call_on_real_and_fake_gives_the_two_calls_logits_and_gradients(conditional):
+    """With spectral norm (no batch norm) each logit depends on its image alone, so the joint call is the
+    same computation; D is in eval mode so that no power iteration moves the weights between calls."""
+    kw = dict(num_classes=3) if conditional else {}
+    G, D = sn_gan(**kw)
+    D.eval()
+    real = images(8)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]) if conditional else None
+    fake = G(torch.randn(8, 8), labels) if conditional else G(torch.randn(8, 8))
+    d_loss = gl.losses.get_loss("hinge")[0]
+    grads, stats = [], []
+    for joint in (False, True):
+        opt = torch.optim.SGD(D.parameters(), lr=0.0)     # lr 0: the step leaves D as it was
+        stats.append(train_module._d_update(G, D, real, opt, d_loss, labels=labels, fake=fake, joint=joint))
+        grads.append([p.grad.clone() for p in D.parameters()])
+    for key in stats[0]:
+        torch.testing.assert_close(stats[0][key], stats[1][key], rtol=1e-5, atol=1e-6, msg=key)
+    for g0, g1 in zip(*grads):
+        torch.testing.assert_close(g0, g1, rtol=1e-4, atol=1e-6)
+
+
 def test_cpu_allocator_tuning_is_reported_and_idempotent():
     import sys
 
@@ -164,8 +205,11 @@ def test_compile_for_real_with_gradient_penalty_on_cuda():
 def test_speed_settings_resolve_the_automatic_choices_and_follow_overrides():
     auto = gl.train.speed_settings(cfg(), "cpu")
     assert auto == {"precision": "fp32", "channels_last": True, "adam": "fused", "skip_d_grads": True,
-                    "tune_allocator": True, "compile": False}
+                    "joint_d_batch": False, "tune_allocator": True, "compile": False}
     off = gl.train.speed_settings(cfg(**gl.bench.LEVERS_OFF), "cpu")
     assert off == {"precision": "fp32", "channels_last": False, "adam": "per-parameter loop",
-                   "skip_d_grads": False, "tune_allocator": False, "compile": False}
+                   "skip_d_grads": False, "joint_d_batch": False, "tune_allocator": False, "compile": False}
+    _, sn_d = sn_gan()
+    assert gl.train.speed_settings(cfg(), "cpu", D=sn_d)["joint_d_batch"] is True
+    assert gl.train.speed_settings(cfg(**gl.bench.LEVERS_OFF), "cpu", D=sn_d)["joint_d_batch"] is False
     assert gl.train.speed_settings(cfg(), "cpu", example=torch.zeros(4, 2))["channels_last"] is False

@@ -250,6 +250,12 @@ class DCGANDiscriminator(nn.Module):
         if self.embed is not None:
             nn.init.normal_(self.embed.weight, 0.0, 0.02)  # start close to the unconditional logit
 
+    @property
+    def batch_independent(self) -> bool:
+        """True when each image's logit depends on that image alone: spectral norm (no batch norm) and no
+        minibatch std. ``fit`` then scores the real and the fake batch in one call (``joint_d_batch``)."""
+        return self.spectral_norm and not self.minibatch_std
+
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         expected = (self.img_channels, self.img_size, self.img_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
