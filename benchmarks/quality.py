@@ -5,6 +5,8 @@ independent MNIST classifier: a deeper CNN trained here, with its own architectu
 nothing with ganlab's metric classifier. Printed for each: the share of samples it classifies with
 confidence above 0.9, the smallest and largest share of a predicted digit, and the Fréchet distance on its
 features to held-out real digits, as a ratio to the distance between two halves of the real digits.
+ganlab's samples are judged twice: as ``ganlab sample`` writes them (each z refined by a few gradient steps
+on the discriminator, see ``ganlab.train.refine_latents``) and with ``--refine-steps 0`` (plain G(z)).
 
 The plain loop follows pytorch/examples' dcgan/main.py (batch-norm D, BCE on logits, Adam(0.5, 0.999),
 batch 64), with the same DCGAN networks at 28 x 28 as ganlab. Runs one after the other, never together,
@@ -139,14 +141,17 @@ def main() -> None:
         run, npy = Path(tmp) / "run", Path(tmp) / "s.npy"
         subprocess.run([sys.executable, "-m", "ganlab", "train", "dcgan", "--data", "mnist", "--minutes",
                         str(args.minutes), "--out", str(run), "--quiet"], check=True)
-        subprocess.run([sys.executable, "-m", "ganlab", "sample", str(run), "--n", str(args.n), "--out", str(npy)],
-                       check=True)
+        sample = [sys.executable, "-m", "ganlab", "sample", str(run), "--n", str(args.n), "--out", str(npy)]
+        subprocess.run(sample, check=True)
         ganlab_samples = np.load(npy)
+        subprocess.run(sample + ["--refine-steps", "0"], check=True)
+        ganlab_plain = np.load(npy)
     G = plain_dcgan(train.images, args.minutes)
     plain_samples = gl.data.to_unit(gl.sample(G, args.n, seed=0))[:, 0].numpy()
     print()
     report("real digits", all_images[perm[2 * half:3 * half]].numpy(), judge, feats_b, floor)
     report("ganlab CLI", ganlab_samples, judge, feats_b, floor)
+    report("  without refinement", ganlab_plain, judge, feats_b, floor)
     report("plain DCGAN loop", plain_samples, judge, feats_b, floor)
 
 
