@@ -481,9 +481,8 @@ def refine_latents(G: nn.Module, D: nn.Module, z: torch.Tensor, *, steps: int = 
     latent sampling (Che et al. 2020, https://arxiv.org/abs/2003.06060): for an ideal D the logit is
     ``log p_data / p_G``, so ``exp(-E)`` re-weights G's prior towards the data. The Gaussian term keeps z
     where G was trained. Without DDLS's Langevin noise the steps seek higher-density samples rather than
-    sampling the re-weighted distribution exactly, so a few small steps fix malformed samples (D's gradient
-    is largest there) while larger or more steps trade variety for fidelity: the book measures both
-    (``book/04_implementation.ipynb``).
+    sampling the re-weighted distribution exactly: they trade some variety for fidelity, more so the larger
+    or more numerous they are, and ``book/04_implementation.ipynb`` measures both sides.
 
     ``G`` and ``D`` run in eval mode (modes restored after); no weight changes or gains a gradient.
     ``steps=0`` returns ``z`` unchanged. A class-conditional pair needs the ``labels`` G draws for.

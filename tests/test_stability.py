@@ -59,15 +59,23 @@ def test_ema_generator_is_the_exponential_average_of_the_iterates():
 
 
 def test_spectral_norm_keeps_d_one_lipschitz_during_training():
-    """Miyato et al. 2018: after training steps every normalised layer still has spectral norm about 1."""
+    """Miyato et al. 2018: after training steps every normalised layer still has spectral norm about 1,
+    while the raw weights underneath do not. One power iteration per forward pass tracks the largest
+    singular value; at the CLI's learning rate (1e-3, here 2e-3) the estimate keeps up within a few per cent
+    (at 1e-2 it lags by up to 15-20% over a few steps)."""
     G, D = tiny_gan(d_spectral_norm=True)
-    fit(G, D, images(), cfg(steps=5, lr_d=1e-2))
+    fit(G, D, images(), cfg(steps=5, lr_d=2e-3))
     D.eval()
+    checked = 0
     with torch.no_grad():
         for module in D.modules():
             if isinstance(module, nn.Conv2d) and hasattr(module, "parametrizations"):
                 w = module.weight.flatten(1)
-                assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.1)
+                assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.05)
+                raw = module.parametrizations.weight.original.flatten(1)
+                assert abs(torch.linalg.matrix_norm(raw, ord=2).item() - 1.0) > 0.05  # the work is SN's
+                checked += 1
+    assert checked >= 2
 
 
 def test_gradient_penalty_pulls_a_steep_critic_towards_unit_gradient():
