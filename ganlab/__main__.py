@@ -61,34 +61,28 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+def _number_type(kind: type, description: str, accept):
+    """An argparse ``type`` that converts with ``kind`` and keeps the values ``accept`` allows.
+
+    Anything else (unparsable, NaN, infinite, out of range) is rejected with
+    ``must be <description>, got '<text>'``, which argparse prefixes with the argument's name.
+    """
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or (isinstance(value, float) and not math.isfinite(value)) or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {description}, got {text!r}")
+        return value
+
+    return convert
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
+_positive_int = _number_type(int, "a positive integer", lambda v: v > 0)
+_nonnegative_int = _number_type(int, "a non-negative integer", lambda v: v >= 0)
+_positive_float = _number_type(float, "a positive number", lambda v: v > 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
