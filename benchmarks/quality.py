@@ -94,15 +94,7 @@ def plain_dcgan(data: torch.Tensor, minutes: float, seed: int = 0) -> nn.Module:
         for i in range(0, len(data) - 63, 64):
             if time.perf_counter() >= deadline:
                 break
-            real = data[perm[i:i + 64]]
-            D.zero_grad()
-            F.binary_cross_entropy_with_logits(D(real), torch.ones(64)).backward()
-            fake = G(torch.randn(64, 100))
-            F.binary_cross_entropy_with_logits(D(fake.detach()), torch.zeros(64)).backward()
-            opt_d.step()
-            G.zero_grad()
-            F.binary_cross_entropy_with_logits(D(fake), torch.ones(64)).backward()
-            opt_g.step()
+            gl.bench.reference_step(G, D, data[perm[i:i + 64]], torch.randn(64, 100), opt_d, opt_g)
             steps += 1
     print(f"plain DCGAN loop: {steps} steps in {minutes} min")
     return G

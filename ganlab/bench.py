@@ -80,14 +80,43 @@ def step_flops(run_step) -> int:
     return int(counter.get_total_flops())
 
 
+def reference_step(G: nn.Module, D: nn.Module, real: torch.Tensor, z: torch.Tensor,
+                   opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer, *, ones: torch.Tensor | None = None,
+                   zeros: torch.Tensor | None = None, amp=None) -> None:
+    """One iteration of the pytorch/examples DCGAN loop (BCE on D's logits), with nothing of ganlab's.
+
+    zero_grad, D on ``real``, D on ``G(z).detach()``, D's step; then D on the same ``G(z)`` for G's step
+    (D's weight gradients are computed there too, and thrown away at D's next zero_grad). ``ones`` and
+    ``zeros`` are the targets (made here when not given); ``amp`` is a context manager for the forward
+    passes (for example :func:`torch.autocast`).
+    """
+    amp = amp if amp is not None else nullcontext()
+    ones = ones if ones is not None else torch.ones(len(real), device=real.device)
+    zeros = zeros if zeros is not None else torch.zeros(len(z), device=real.device)
+    # (1) update D: maximise log D(x) + log(1 - D(G(z)))
+    D.zero_grad()
+    with amp:
+        err_real = F.binary_cross_entropy_with_logits(D(real).float(), ones)
+    err_real.backward()
+    with amp:
+        fake = G(z)
+        err_fake = F.binary_cross_entropy_with_logits(D(fake.detach()).float(), zeros)
+    err_fake.backward()
+    opt_d.step()
+    # (2) update G: maximise log D(G(z))
+    G.zero_grad()
+    with amp:
+        err_g = F.binary_cross_entropy_with_logits(D(fake).float(), ones)
+    err_g.backward()
+    opt_g.step()
+
+
 def reference_loop(G: nn.Module, D: nn.Module, data: torch.Tensor, steps: int, *, batch_size: int,
                    lr: float = 2e-4, seed: int = 0, autocast_dtype: torch.dtype | None = None) -> float:
-    """The pytorch/examples DCGAN loop for ``steps`` iterations; returns the seconds they took.
+    """:func:`reference_step` for ``steps`` iterations on random batches; returns the seconds they took.
 
-    zero_grad, D on a real batch, D on ``G(z).detach()``, D's Adam step; then D on the same ``G(z)``
-    for G's step (D's weight gradients are computed there too, and thrown away at D's next zero_grad).
-    ``autocast_dtype`` wraps the forward passes in :func:`torch.autocast` (for measuring mixed precision
-    on the plain loop).
+    Adam(lr, betas=(0.5, 0.999)) for both networks, as in pytorch/examples. ``autocast_dtype`` wraps the
+    forward passes in :func:`torch.autocast` (for measuring mixed precision on the plain loop).
     """
     device = next(G.parameters()).device
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -100,22 +129,8 @@ def reference_loop(G: nn.Module, D: nn.Module, data: torch.Tensor, steps: int, *
     start = time.perf_counter()
     for _ in range(steps):
         real = data[torch.randint(len(data), (batch_size,), generator=g)].to(device)
-        # (1) update D: maximise log D(x) + log(1 - D(G(z)))
-        D.zero_grad()
-        with amp:
-            err_real = F.binary_cross_entropy_with_logits(D(real).float(), ones)
-        err_real.backward()
-        with amp:
-            fake = G(torch.randn(batch_size, G.z_dim, generator=g).to(device))
-            err_fake = F.binary_cross_entropy_with_logits(D(fake.detach()).float(), zeros)
-        err_fake.backward()
-        opt_d.step()
-        # (2) update G: maximise log D(G(z))
-        G.zero_grad()
-        with amp:
-            err_g = F.binary_cross_entropy_with_logits(D(fake).float(), ones)
-        err_g.backward()
-        opt_g.step()
+        reference_step(G, D, real, torch.randn(batch_size, G.z_dim, generator=g).to(device), opt_d, opt_g,
+                       ones=ones, zeros=zeros, amp=amp)
     _sync(device)
     return time.perf_counter() - start
 

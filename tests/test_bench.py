@@ -49,3 +49,31 @@ def test_throughput_checks_its_arguments():
         throughput(model="nope")
     with pytest.raises(ValueError, match="variants"):
         throughput(variants=[Variant("x", {})], device="cpu")
+
+
+def test_reference_step_makes_the_same_update_as_ganlabs_steps_with_the_non_saturating_loss():
+    # the plain loop's BCE on logits is ganlab's non-saturating loss: one step of each must agree
+    import copy
+
+    import ganlab as gl
+    from ganlab.bench import reference_step
+
+    torch.manual_seed(0)
+    G, D = gl.models.build_gan("dcgan", z_dim=8, img_size=16, base_channels=4)
+    G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
+    before = {"G": copy.deepcopy(G.state_dict()), "D": copy.deepcopy(D.state_dict())}
+    real, z = torch.rand(6, 1, 16, 16) * 2 - 1, torch.randn(6, 8)
+
+    def adam(net):
+        return torch.optim.Adam(net.parameters(), lr=1e-2, betas=(0.5, 0.999))
+
+    reference_step(G, D, real, z, adam(D), adam(G))
+    d_loss, g_loss = gl.losses.get_loss("non_saturating")
+    fake = G2(z)
+    gl.d_step(G2, D2, real, adam(D2), d_loss, fake=fake)
+    gl.g_step(G2, D2, len(z), adam(G2), g_loss, fake=fake)
+    for a, b in ((G, G2), (D, D2)):
+        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+            torch.testing.assert_close(p, q, msg=name)
+    for key, net in (("G", G), ("D", D)):  # and the step did move both networks
+        assert any(not torch.equal(v, before[key][k]) for k, v in net.state_dict().items() if v.is_floating_point())
