@@ -1,9 +1,13 @@
 """ganlab.bench: the FLOP count, the matrix-product yardstick and the benchmark's table (tiny sizes)."""
+import copy
+
 import pytest
 import torch
 from torch import nn
 
-from ganlab.bench import LEVERS_OFF, Variant, default_variants, format_rows, matmul_gflops, step_flops, throughput
+import ganlab as gl
+from ganlab.bench import (LEVERS_OFF, Variant, default_variants, format_rows, matmul_gflops, reference_step,
+                          step_flops, throughput)
 
 
 def test_step_flops_counts_a_linear_layer_as_two_per_multiply_add():
@@ -53,11 +57,6 @@ def test_throughput_checks_its_arguments():
 
 def test_reference_step_makes_the_same_update_as_ganlabs_steps_with_the_non_saturating_loss():
     # the plain loop's BCE on logits is ganlab's non-saturating loss: one step of each must agree
-    import copy
-
-    import ganlab as gl
-    from ganlab.bench import reference_step
-
     torch.manual_seed(0)
     G, D = gl.models.build_gan("dcgan", z_dim=8, img_size=16, base_channels=4)
     G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
