@@ -4,11 +4,20 @@
   repository (the layout of the book's offline build and CI machines), it is used. Set ``GANLAB_DATA``
   yourself to point anywhere else. Notebook kernels started by nbval and papermill inherit it.
 * nbval: stderr is not compared (library warnings differ between versions and platforms); everything
-  else a cell prints is compared unless the cell is marked ``# NBVAL_IGNORE_OUTPUT`` or the text is
-  rewritten by ``book/nbval_sanitize.cfg`` (given in ``pyproject.toml``).
+  else a cell prints is compared unless the cell is tagged ``nbval-ignore-output`` or the text is
+  rewritten by ``tests/nbval_sanitize.cfg`` (given in ``pyproject.toml``). ``tests/nbval_report.py``
+  lists what is compared, and CONTRIBUTING.md gives the rule.
+* ``--smoke`` also runs every chapter with tiny parameters (tests marked ``smoke``): a quick check of a
+  chapter's wiring while editing it. ``pytest --nbval`` runs every chapter in full anyway, so CI leaves
+  the smoke runs out.
+* At the end, the seconds spent per chapter under nbval (and on the unit tests) are printed, so a change
+  can see what it costs.
 """
 import os
+from collections import defaultdict
 from pathlib import Path
+
+import pytest
 
 import matplotlib
 
@@ -26,3 +35,35 @@ def pytest_report_header(config):
 def pytest_collectstart(collector):
     if collector.fspath and collector.fspath.ext == ".ipynb":
         collector.skip_compare += ("stderr",)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--smoke", action="store_true", default=False,
+                     help="also run every chapter with tiny parameters (tests marked 'smoke')")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--smoke"):
+        return
+    skip = pytest.mark.skip(reason="chapter smoke run: pass --smoke (pytest --nbval runs every chapter in full)")
+    for item in items:
+        if "smoke" in item.keywords:
+            item.add_marker(skip)
+
+
+_SECONDS: dict[str, float] = defaultdict(float)
+
+
+def pytest_runtest_logreport(report):
+    # setup (the kernel start), call and teardown, summed per chapter; the unit tests as one line
+    path = report.nodeid.split("::")[0]
+    _SECONDS[path if path.endswith(".ipynb") else "unit tests (tests/*.py)"] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _SECONDS:
+        return
+    terminalreporter.section("seconds per chapter")
+    for name in sorted(_SECONDS, key=lambda n: (not n.endswith(".ipynb"), n)):
+        terminalreporter.write_line(f"{_SECONDS[name]:8.1f} s  {name}")
+    terminalreporter.write_line(f"{sum(_SECONDS.values()):8.1f} s  in all")

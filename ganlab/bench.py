@@ -215,13 +215,14 @@ def _measure(task: dict[str, Any]) -> tuple[float, int]:
 def throughput(*, model: str = "dcgan", model_args: dict[str, Any] | None = None, batch_size: int = 64,
                steps: int = 30, repeats: int = 3, warmup: int = 5, device: str | torch.device = "auto",
                variants: list[Variant] | None = None, compile: bool = False,
-               progress: bool = True) -> list[dict[str, Any]]:
+               progress: bool = True, in_process: bool = False) -> list[dict[str, Any]]:
     """Time each variant for ``steps`` training steps, ``repeats`` times, interleaved; one dict per row.
 
     Every timed run happens in a fresh Python process (``spawn``), after ``warmup`` untimed steps there,
     so that no row inherits another's process state: the allocator setting of ``fit`` on the CPU (see
     :func:`ganlab.utils.tune_cpu_allocator`), warmed caches, compiled code. The fp32 matrix-product rate
-    is measured the same way in each round.
+    is measured the same way in each round. ``in_process=True`` runs everything in this process instead:
+    quicker (no interpreter start per run), for tests and quick looks, but the rows then share that state.
 
     Each row has ``name``, ``images_per_s`` (median over repeats), ``ratio`` (to the first row, the
     reference), ``gflop_per_step``, ``gflops`` (achieved), ``peak_share`` (achieved over the median fp32
@@ -249,6 +250,8 @@ def throughput(*, model: str = "dcgan", model_args: dict[str, Any] | None = None
                 device=str(device), threads=torch.get_num_threads())
 
     def measure(task: dict[str, Any]) -> tuple[float, int]:
+        if in_process:
+            return _measure({**base, **task})
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             return pool.submit(_measure, {**base, **task}).result()
 

@@ -34,10 +34,12 @@ def test_default_variants_start_with_the_reference_and_turn_one_lever_on_at_a_ti
     assert any(v.config == {} for v in rows)   # ganlab's own defaults are measured
 
 
-def test_throughput_rows_in_fresh_processes():
+def test_throughput_rows_and_the_flops_a_lever_saves():
+    # in-process: the table and the counted FLOPs are the same as in fresh processes, without three
+    # interpreter starts (benchmarks/throughput.py measures in fresh processes)
     variants = [Variant("reference", None), Variant("defaults", {})]
     rows = throughput(model_args=dict(z_dim=8, img_size=8, base_channels=4), batch_size=4, steps=2,
-                      repeats=1, warmup=1, device="cpu", variants=variants, progress=False)
+                      repeats=1, warmup=1, device="cpu", variants=variants, progress=False, in_process=True)
     assert [r["name"] for r in rows] == ["reference", "defaults"]
     assert rows[0]["ratio"] == 1.0
     assert all(r["images_per_s"] > 0 and r["gflop_per_step"] > 0 and 0 < r["peak_share"] for r in rows)
