@@ -42,12 +42,18 @@ def round_significant(value: float, digits: int = 3) -> float:
     return float(f"{value:.{digits}g}")
 
 
-def _portable(value: Any, digits: int | None, decimals: int | None) -> Any:
+def _python_scalar(value: Any) -> Any:
     # NumPy and torch scalars become Python numbers, so the book's format specs (:.1f, :,) apply to them
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
-        value = value.item()
-    if isinstance(value, bool) or isinstance(value, numbers.Integral):
-        return int(value) if not isinstance(value, bool) else value
+        return value.item()
+    return value
+
+
+def _portable(value: Any, digits: int | None, decimals: int | None) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
     if isinstance(value, numbers.Real):
         if decimals is not None:
             rounded = round(float(value), decimals)
@@ -71,11 +77,11 @@ def glue(name: str, value: Any, *, digits: int | None = None, decimals: int | No
         raise ValueError("glue: give digits or decimals, not both")
     if decimals is not None and (not isinstance(decimals, int) or isinstance(decimals, bool) or decimals < 0):
         raise ValueError(f"glue: decimals must be a non-negative integer, got {decimals!r}")
-    stored = _portable(value, digits, decimals)
+    full = _python_scalar(value)
+    stored = _portable(full, digits, decimals)
     try:
         from IPython.display import display
     except ImportError:   # outside IPython there is no notebook to store into
         return
-    full = value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 else value
     display({_GLUE_PREFIX + "text/plain": repr(stored)}, raw=True,
             metadata={"scrapbook": {"name": name, "mime_prefix": _GLUE_PREFIX}, "ganlab": {"full": repr(full)}})

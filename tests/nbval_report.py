@@ -110,8 +110,6 @@ def violations(path: Path) -> list[str]:
             continue
         for kind, text in cell.texts:
             limit = MAX_GLUED_DIGITS if kind == "glue" else MAX_PRINTED_DIGITS
-            if kind == "text/plain" and text.startswith("<Figure size"):
-                continue
             long = [n for n in _FLOAT.findall(text) if significant_digits(n) > limit]
             if long:
                 problems.append(f"code cell {cell.index} ({cell.first_line!r}): {kind} output has "
