@@ -24,7 +24,7 @@ SMOKE_PARAMETERS: dict[str, dict] = {
                                 probe_d_steps=10, explorer_steps=10, batch_size=64, check_claims=False),
     "03_gan_vs_vae": dict(max_steps=10, n_eval=100, n_invert=4, invert_steps=5, base_channels=8),
     "04_implementation": dict(steps=12, eval_every=6, n_eval=100, resume_steps=4,
-                              batch_size=16, base_channels=16, recipe_steps=3, refine_steps=2,
+                              batch_size=16, base_channels=16, refine_steps=2,
                               check_claims=False),
     "06_optimization": dict(seeds=[0], mnist_seconds=0.5, mnist_base_channels=8, small_data=64, n_eval=100,
                             toy_steps=20, n_toy_eval=200, bench_steps=2, bench_base_channels=8,
@@ -33,6 +33,7 @@ SMOKE_PARAMETERS: dict[str, dict] = {
     "05a_generation_on_demand": dict(steps=10, eval_every=5, n_eval=100, batch_size=16, base_channels=8,
                                      extra_layers=1),
     "05b_image_restoration": dict(steps=3, batch_size=8, base_channels=4, n_train=200, n_test=20, n_tune=10,
+                                  check_claims=False,
                                   n_photo_train=64, n_photo_test=16),
 }
 
