@@ -107,7 +107,8 @@ def test_precision_recall_hand_computed_1d_case():
     # real 0 (|0 - 0.5| = 0.5 <= 2), 1 (0.5), 2 (1.5 <= 2), 10 (|10 - 19| = 9 <= 16): recall 4 / 4
     real = np.array([[0.0], [1.0], [2.0], [10.0]])
     fake = np.array([[0.5], [3.0], [19.0], [-1.5]])
-    assert precision_recall(fake, real, k=1) == (0.5, 1.0)
+    for batch_size in (1, 3, 1000):  # row batches: the self-distance is excluded in every batch
+        assert precision_recall(fake, real, k=1, batch_size=batch_size) == (0.5, 1.0)
     # k = 2: real radii 2, 1, 2, 9 -> 19 is now in (|19 - 10| = 9 <= 9: the boundary counts), and so is
     # -1.5 (1.5 <= 2): precision 4 / 4
     assert precision_recall(fake, real, k=2)[0] == 1.0
@@ -123,6 +124,13 @@ def test_precision_recall_small_batches_give_the_same_answer():
     assert precision_recall(fake, real, batch_size=7) == whole
     assert precision_recall(torch.tensor(fake), torch.tensor(real), batch_size=1) == whole
     assert 0 < whole[0] < 1 and 0 < whole[1] < 1
+    # the radii themselves: the k-th smallest distance to the other rows, by brute force
+    from ganlab.metrics import _knn_radii
+
+    dist = np.sqrt(((real[:, None, :] - real[None, :, :]) ** 2).sum(-1))
+    expected = np.array([np.sort(np.delete(row, i))[2] for i, row in enumerate(dist)])
+    for batch_size in (1, 7, 1000):
+        np.testing.assert_allclose(_knn_radii(real, 3, batch_size), expected, rtol=1e-12)
 
 
 def test_precision_recall_identical_sets_collapse_and_far_away_fakes():
@@ -166,10 +174,11 @@ def test_precision_recall_argument_errors():
 # --- on the domain classifier's features --------------------------------------------------------------
 
 @needs_mnist
-def test_evaluate_run_samples_adds_kid_and_pr_without_changing_the_other_scores(tmp_path):
+def test_evaluate_run_samples_adds_kid_and_pr_without_changing_the_other_scores(tmp_path_factory):
     from ganlab.data import MNIST
 
-    clf = get_mnist_classifier(cache_dir=tmp_path, epochs=1, train_limit=512)
+    # a quick classifier (8 steps), cached for the session: tests/test_cli_evaluate.py uses the same one
+    clf = get_mnist_classifier(cache_dir=tmp_path_factory.getbasetemp() / "classifier", epochs=1, train_limit=512)
     held = MNIST(train=False)
     ref = reference_features(held.images, clf)
     stats = reference_statistics(held.images, clf)
