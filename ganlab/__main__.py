@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="as for `sample`")
     e.add_argument("--data-root", type=Path, default=None, help="data folder (default: $GANLAB_DATA, "
                                                                 "else the user cache)")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, auto")
     return parser
 
 
@@ -255,6 +255,12 @@ def _evaluate(args, parser) -> int:
     from .data import MNIST
     from .train import CHECKPOINT_NAME, balanced_labels, load_discriminator, load_generator, refine_latents, sample
 
+    from .utils import get_device
+
+    try:
+        device = get_device(args.device)
+    except ValueError as exc:
+        parser.error(f"argument --device: {exc}")
     if args.n < 4:  # k-NN precision / recall need more than k = 3 points in each set
         parser.error(f"argument --n: must be at least 4 to score precision and recall, got {args.n}")
     if not args.run_dir.exists():
@@ -263,7 +269,7 @@ def _evaluate(args, parser) -> int:
     if not path.is_file():
         parser.error(f"argument run_dir: no checkpoint at {path}")
     try:
-        G = load_generator(path, ema=not args.no_ema, device=args.device)
+        G = load_generator(path, ema=not args.no_ema, device=device)
     except (CheckpointError, ValueError) as exc:
         parser.error(f"argument run_dir: {exc}")
     shape = (getattr(G, "img_channels", None), getattr(G, "img_size", None))
@@ -271,7 +277,7 @@ def _evaluate(args, parser) -> int:
         parser.error(f"argument run_dir: {path} is not an MNIST run (grey 28 x 28 or 32 x 32 images from "
                      f"noise), its generator makes (channels, size) = {shape}")
     try:
-        D = load_discriminator(path, device=args.device) if args.refine_steps else None
+        D = load_discriminator(path, device=device) if args.refine_steps else None
     except (CheckpointError, ValueError) as exc:
         parser.error(f"argument run_dir: {exc}")
     try:
@@ -279,7 +285,7 @@ def _evaluate(args, parser) -> int:
         train = MNIST(args.data_root, train=True, limit=args.n)
     except FileNotFoundError as exc:
         parser.error(f"argument --data-root: {exc}")
-    classifier = metrics.get_mnist_classifier(args.data_root, device=args.device, progress=sys.stderr.isatty())
+    classifier = metrics.get_mnist_classifier(args.data_root, device=device, progress=sys.stderr.isatty())
 
     # the images `sample` writes, in [-1, 1] at 28 x 28
     z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed))

@@ -87,6 +87,8 @@ def test_evaluate_prints_the_six_figures_of_what_sample_draws(tmp_path, quick_cl
     (["evaluate", "COLOUR", "--n", "3"], "--n: must be at least 4"),
     (["evaluate", "COLOUR"], "--n"),
     (["evaluate", "COLOUR", "--n", "10", "--seed", "-1"], "--seed"),
+    (["evaluate", "COLOUR", "--n", "10", "--device", "bogus"], "--device: device: unknown device 'bogus'"),
+    (["evaluate", "COLOUR", "--n", "10", "--refine-step-size", "0"], "--refine-step-size"),
 ])
 def test_evaluate_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, name):
     (tmp_path / "empty").mkdir()
