@@ -254,7 +254,6 @@ def _evaluate(args, parser) -> int:
     from .checkpoint import CheckpointError
     from .data import MNIST
     from .train import CHECKPOINT_NAME, balanced_labels, load_discriminator, load_generator, refine_latents, sample
-
     from .utils import get_device
 
     try:

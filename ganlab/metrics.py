@@ -643,7 +643,10 @@ def precision_recall(features_fake: Any, features_real: Any, *, k: int = 3,
 
     Precision falls when samples leave the data (poor quality), recall when parts of the data are never
     generated (mode collapse). Both depend on ``k`` and on the set sizes (the paper uses 50,000 of each),
-    so compare them only at equal sizes. Distances are exact (``scipy.spatial.distance.cdist``, float64)
+    so compare them only at equal sizes. An outlier of the real set has a large ball, so samples far from
+    the data but near a few real outliers still count as precise: an early MNIST run whose features all
+    sit in one low-activation region scores a high precision with a recall near 0 (Naeem et al. 2020,
+    https://arxiv.org/abs/2002.09797, discuss this and propose density and coverage). Distances are exact (``scipy.spatial.distance.cdist``, float64)
     and computed ``batch_size`` rows at a time, so memory is ``O(batch_size * max(N_fake, N_real))``.
 
     Args:
