@@ -1,18 +1,22 @@
-"""Command line for long runs outside notebooks: ``python -m ganlab {train,sample} ...``.
+"""Command line for long runs outside notebooks: ``python -m ganlab {train,sample,evaluate} ...``.
 
 Examples::
 
     python -m ganlab train dcgan --data mnist --minutes 3 --out runs/dcgan
     python -m ganlab train dcgan --data mnist --steps 5000 --out runs/dcgan --resume
     python -m ganlab sample runs/dcgan --n 2000 --out samples.npy
+    python -m ganlab evaluate runs/dcgan --n 2000
 
 ``train`` stops after ``--minutes`` of wall-clock time or ``--steps`` generator updates, whichever comes
 first, and leaves ``checkpoint.pt`` and sample grids in ``--out``. ``sample`` writes an ``(N, H, W)``
 float32 array in [0, 1] (``(N, C, H, W)`` for colour), using the EMA weights when the checkpoint has
 them; MNIST images are 28 x 28. Before decoding, each noise vector takes ``--refine-steps`` small
 gradient steps towards a higher logit of the checkpoint's discriminator under the Gaussian prior
-(:func:`ganlab.train.refine_latents`); ``--refine-steps 0`` gives plain ``G(z)``. A bad argument exits
-with status 2 and one line naming it.
+(:func:`ganlab.train.refine_latents`); ``--refine-steps 0`` gives plain ``G(z)``. ``evaluate`` draws the
+same images ``sample`` would (same flags, same seed) and scores them against the held-out MNIST digits on
+the domain classifier's features (:func:`ganlab.metrics.evaluate_run_samples`): Fréchet distance, KID,
+precision, recall, confident share and label entropy, with the same scores of as many real training
+digits for scale. A bad argument exits with status 2 and one line naming it.
 """
 from __future__ import annotations
 
@@ -144,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--refine-step-size", type=_positive_float, default=SAMPLE_REFINE["step_size"],
                    help="size of each refinement step")
     s.add_argument("--device", default="cpu")
+
+    e = sub.add_parser("evaluate", help="score N samples of an MNIST run against held-out digits")
+    e.add_argument("run_dir", type=Path, help="a folder written by `ganlab train` (or a checkpoint file)")
+    e.add_argument("--n", type=_positive_int, required=True, help="number of images to draw and score")
+    e.add_argument("--seed", type=_nonnegative_int, default=0, help="noise seed (and KID's subset seed)")
+    e.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA weights exist")
+    e.add_argument("--refine-steps", type=_nonnegative_int, default=SAMPLE_REFINE["steps"],
+                   help="as for `sample` (0: plain G(z))")
+    e.add_argument("--refine-step-size", type=_positive_float, default=SAMPLE_REFINE["step_size"],
+                   help="as for `sample`")
+    e.add_argument("--data-root", type=Path, default=None, help="data folder (default: $GANLAB_DATA, "
+                                                                "else the user cache)")
+    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, auto")
     return parser
 
 
@@ -230,11 +247,78 @@ def _sample(args, parser) -> int:
     return 0
 
 
+def _evaluate(args, parser) -> int:
+    import torch
+
+    from . import metrics
+    from .checkpoint import CheckpointError
+    from .data import MNIST
+    from .train import CHECKPOINT_NAME, balanced_labels, load_discriminator, load_generator, refine_latents, sample
+    from .utils import get_device
+
+    try:
+        device = get_device(args.device)
+    except ValueError as exc:
+        parser.error(f"argument --device: {exc}")
+    if args.n < 4:  # k-NN precision / recall need more than k = 3 points in each set
+        parser.error(f"argument --n: must be at least 4 to score precision and recall, got {args.n}")
+    if not args.run_dir.exists():
+        parser.error(f"argument run_dir: {args.run_dir} does not exist")
+    path = args.run_dir / CHECKPOINT_NAME if args.run_dir.is_dir() else args.run_dir
+    if not path.is_file():
+        parser.error(f"argument run_dir: no checkpoint at {path}")
+    try:
+        G = load_generator(path, ema=not args.no_ema, device=device)
+    except (CheckpointError, ValueError) as exc:
+        parser.error(f"argument run_dir: {exc}")
+    shape = (getattr(G, "img_channels", None), getattr(G, "img_size", None))
+    if shape[0] != 1 or shape[1] not in (28, 32) or not isinstance(getattr(G, "z_dim", None), int):
+        parser.error(f"argument run_dir: {path} is not an MNIST run (grey 28 x 28 or 32 x 32 images from "
+                     f"noise), its generator makes (channels, size) = {shape}")
+    try:
+        D = load_discriminator(path, device=device) if args.refine_steps else None
+    except (CheckpointError, ValueError) as exc:
+        parser.error(f"argument run_dir: {exc}")
+    try:
+        held = MNIST(args.data_root, train=False)
+        train = MNIST(args.data_root, train=True, limit=args.n)
+    except FileNotFoundError as exc:
+        parser.error(f"argument --data-root: {exc}")
+    classifier = metrics.get_mnist_classifier(args.data_root, device=device, progress=sys.stderr.isatty())
+
+    # the images `sample` writes, in [-1, 1] at 28 x 28
+    z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed))
+    num_classes = getattr(G, "num_classes", None)
+    labels = balanced_labels(args.n, num_classes) if num_classes is not None else None
+    if D is not None:
+        z = refine_latents(G, D, z, steps=args.refine_steps, step_size=args.refine_step_size, labels=labels,
+                           progress=sys.stderr.isatty())
+    images = sample(G, args.n, z=z, labels=labels)
+    if images.shape[-1] == 32:
+        images = images[..., 2:30, 2:30]                          # MNIST trained padded: back to 28 x 28
+
+    reference = metrics.reference_features(held.images, classifier)
+    rows = [(f"samples (n={args.n})", images), (f"real train digits (n={len(train)})", train.images)]
+    print(f"{G.__class__.__name__} from {path}, scored against {reference['n']} held-out MNIST digits "
+          f"on the domain classifier's features (held-out accuracy {classifier.heldout_accuracy:.3f})")
+    print(f"{'':32} {'Fréchet':>8} {'KID':>18} {'precision':>9} {'recall':>7} {'confident':>9} {'entropy':>8}")
+    for name, x in rows:
+        s = metrics.evaluate_run_samples(x, classifier=classifier, reference=reference, seed=args.seed)
+        kid = f"{s['kid']:.4g} ± {s['kid_std']:.2g}"  # its scale follows the features': 4 digits, any size
+        print(f"{name:32} {s['fd']:8.3f} {kid:>18} {s['precision']:9.3f} {s['recall']:7.3f} "
+              f"{s['confident']:9.3f} {s['entropy']:8.3f}")
+    print("Fréchet and KID: lower is better; precision, recall, confident share: higher is better (at most 1); "
+          "label entropy: log2(10) = 3.32 bits when every digit is equally common")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "train":
         return _train(args, parser)
+    if args.command == "evaluate":
+        return _evaluate(args, parser)
     return _sample(args, parser)
 
 

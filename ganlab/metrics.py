@@ -29,6 +29,11 @@ Taught in ``book/04_implementation.ipynb`` ("Measuring quality").
 * :func:`inception_fid` computes real FID with torchmetrics where the Inception weights can be had
   (for example on Colab); :func:`fid_with_features` runs torchmetrics' implementation on any feature
   extractor, which lets the two implementations be checked against each other offline.
+* :func:`kernel_inception_distance` (KID, Bińkowski et al. 2018, https://arxiv.org/abs/1801.01401) is the
+  unbiased squared MMD under the kernel ``(x·y / d + 1)³``, averaged over random subsets, and
+  :func:`precision_recall` the k-nearest-neighbour precision and recall of Kynkäänniemi et al. 2019
+  (https://arxiv.org/abs/1904.06991); :func:`evaluate_run_samples` adds both to :func:`evaluate_samples`
+  on the same classifier features (``python -m ganlab evaluate``).
 """
 from __future__ import annotations
 
@@ -47,7 +52,8 @@ from torch import nn
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .models.classifier import MNISTClassifier
-from .utils import check_choice, check_positive_float, check_positive_int, device_of, get_device
+from .utils import (check_choice, check_nonnegative_int, check_positive_float, check_positive_int, device_of,
+                    get_device)
 
 __all__ = [
     "cache_folder",
@@ -509,3 +515,199 @@ def restoration_scores(pred: Any, target: Any, *, mask: Any = None, psnr_reducti
 
 
 METRICS.update(psnr=psnr, ssim=ssim, laplacian_variance=laplacian_variance)
+
+
+# --- KID and k-NN precision / recall on classifier features -----------------------------------------
+
+def _feature_matrix(name: str, x: Any) -> np.ndarray:
+    # (N, D) float64, finite, N >= 1, D >= 1; the error names the argument
+    f = _as_float64(name, x)
+    if f.ndim != 2 or f.shape[0] == 0 or f.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (N, D) with N > 0 and D > 0, got {f.shape}")
+    return f
+
+
+def _feature_pair(fake: Any, real: Any) -> tuple[np.ndarray, np.ndarray]:
+    f, r = _feature_matrix("features_fake", fake), _feature_matrix("features_real", real)
+    if f.shape[1] != r.shape[1]:
+        raise ValueError(f"features_fake and features_real must have the same feature dimension, got "
+                         f"{f.shape[1]} and {r.shape[1]}")
+    return f, r
+
+
+def _cubic_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # k(x, y) = (x·y / d + 1)^3, the kernel of KID
+    return (a @ b.T / a.shape[1] + 1.0) ** 3
+
+
+def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    m, n = len(x), len(y)
+    k_xx, k_yy = _cubic_kernel(x, x), _cubic_kernel(y, y)
+    within_x = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))   # i != j only: the unbiased U-statistic
+    within_y = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+    across = _cubic_kernel(x, y).sum() / (m * n)
+    return float(within_x + within_y - 2 * across)
+
+
+def polynomial_mmd2(features_fake: Any, features_real: Any) -> float:
+    """Unbiased squared MMD between two feature sets under the cubic kernel ``k(x, y) = (x·y / d + 1)³``.
+
+    With ``x₁..x_m`` (fake) and ``y₁..y_n`` (real) in ``R^d`` (Gretton et al. 2012, JMLR 13, eq. 3;
+    https://jmlr.org/papers/v13/gretton12a.html)::
+
+        MMD²_u = 1/(m(m-1)) Σ_{i≠j} k(x_i, x_j) + 1/(n(n-1)) Σ_{i≠j} k(y_i, y_j) - 2/(mn) Σ_{i,j} k(x_i, y_j)
+
+    The diagonal terms ``k(x_i, x_i)`` are left out, which makes the estimate unbiased: its expectation
+    is the population MMD², 0 when both sets come from one distribution, so a single estimate can be
+    negative. This is the quantity :func:`kernel_inception_distance` averages over subsets. Needs
+    ``m, n >= 2``; float64 throughout; memory ``O((m + n)²)``.
+    """
+    x, y = _feature_pair(features_fake, features_real)
+    for name, f in (("features_fake", x), ("features_real", y)):
+        if len(f) < 2:
+            raise ValueError(f"{name} must hold at least 2 rows for the unbiased estimate, got {len(f)}")
+    return _mmd2_unbiased(x, y)
+
+
+def kernel_inception_distance(features_fake: Any, features_real: Any, *, subset_size: int = 1000,
+                              n_subsets: int = 100, seed: int = 0) -> tuple[float, float]:
+    """KID (Bińkowski et al. 2018, "Demystifying MMD GANs", https://arxiv.org/abs/1801.01401): ``(mean, std)``.
+
+    The kernel is the cubic polynomial ``k(x, y) = (x·y / d + 1)³`` on ``d``-dimensional features. Each
+    of ``n_subsets`` rounds draws ``subset_size`` rows of ``features_fake`` and ``subset_size`` rows of
+    ``features_real`` without replacement (a fresh draw per round, from ``numpy.random.default_rng(seed)``)
+    and computes the unbiased estimate of :func:`polynomial_mmd2` on them; the result is the mean of the
+    ``n_subsets`` estimates and their standard deviation (``ddof=0``, as in the authors' code; it is the
+    spread of one subset's estimate, not the standard error of the mean). Unlike FID the estimator is
+    unbiased whatever the sample size, so values from different sample sizes can be compared, and a
+    value near 0 (possibly negative) means the two sets are not told apart. On Inception features
+    (2048-d) this is the published KID; here it is usually applied to the domain classifier's features
+    (:func:`evaluate_run_samples`), so, like the domain Fréchet distance, it is comparable only with itself.
+
+    Args:
+        features_fake, features_real: ``(N_fake, d)`` and ``(N_real, d)`` arrays or tensors, finite.
+        subset_size: rows per subset, ``2 <= subset_size <= min(N_fake, N_real)`` (1000 in the paper).
+        n_subsets: subsets averaged (100 in the paper).
+        seed: seed of the subset draws.
+    """
+    x, y = _feature_pair(features_fake, features_real)
+    check_positive_int("subset_size", subset_size)
+    check_positive_int("n_subsets", n_subsets)
+    check_nonnegative_int("seed", seed)
+    if subset_size < 2:
+        raise ValueError(f"subset_size must be at least 2 for the unbiased estimate, got {subset_size}")
+    n = min(len(x), len(y))
+    if subset_size > n:
+        raise ValueError(f"subset_size must be at most the smaller set's size ({len(x)} fake, {len(y)} real "
+                         f"rows), got {subset_size}")
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_subsets)
+    for i in range(n_subsets):
+        values[i] = _mmd2_unbiased(x[rng.choice(len(x), subset_size, replace=False)],
+                                   y[rng.choice(len(y), subset_size, replace=False)])
+    return float(values.mean()), float(values.std())
+
+
+def _knn_radii(features: np.ndarray, k: int, batch_size: int) -> np.ndarray:
+    # distance from each row to its k-th nearest other row (the row itself, at distance 0, excluded by
+    # index, so an exact duplicate elsewhere in the set still counts as a neighbour at distance 0)
+    radii = np.empty(len(features))
+    for start in range(0, len(features), batch_size):
+        d = cdist(features[start:start + batch_size], features)            # (b, N) Euclidean
+        rows = np.arange(len(d))
+        d[rows, start + rows] = np.inf
+        radii[start:start + len(d)] = np.partition(d, k - 1, axis=1)[:, k - 1]
+    return radii
+
+
+def _share_inside(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, batch_size: int) -> float:
+    # share of points within (<=) the radius of at least one centre's hypersphere
+    inside = 0
+    for start in range(0, len(points), batch_size):
+        d = cdist(points[start:start + batch_size], centres)               # (b, M)
+        inside += int((d <= radii[None, :]).any(axis=1).sum())
+    return inside / len(points)
+
+
+def precision_recall(features_fake: Any, features_real: Any, *, k: int = 3,
+                     batch_size: int = 1000) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019, https://arxiv.org/abs/1904.06991): ``(precision, recall)``.
+
+    Each set approximates its distribution's support (its "manifold") by a union of balls: around each
+    feature vector ``φ``, a ball whose radius is the Euclidean distance from ``φ`` to its ``k``-th
+    nearest neighbour in the same set, the point itself excluded (``k = 3`` in the paper). With
+    ``f(φ, Φ) = 1`` when ``‖φ - φ'‖ <= r_k(φ')`` for at least one ``φ' ∈ Φ``::
+
+        precision = 1/|Φ_fake| Σ_{φ ∈ Φ_fake} f(φ, Φ_real)    (share of fakes inside the real manifold)
+        recall    = 1/|Φ_real| Σ_{φ ∈ Φ_real} f(φ, Φ_fake)    (share of reals inside the fake manifold)
+
+    Precision falls when samples leave the data (poor quality), recall when parts of the data are never
+    generated (mode collapse). Both depend on ``k`` and on the set sizes (the paper uses 50,000 of each),
+    so compare them only at equal sizes. An outlier of the real set has a large ball, so samples far from
+    the data but near a few real outliers still count as precise: an early MNIST run whose features all
+    sit in one low-activation region scores a high precision with a recall near 0 (Naeem et al. 2020,
+    https://arxiv.org/abs/2002.09797, discuss this and propose density and coverage). Distances are exact (``scipy.spatial.distance.cdist``, float64)
+    and computed ``batch_size`` rows at a time, so memory is ``O(batch_size * max(N_fake, N_real))``.
+
+    Args:
+        features_fake, features_real: ``(N_fake, d)`` and ``(N_real, d)``, finite; each set needs more
+            than ``k`` rows.
+        k: the neighbour that sets the radii.
+        batch_size: rows of the distance matrix held at once.
+    """
+    x, y = _feature_pair(features_fake, features_real)
+    check_positive_int("k", k)
+    check_positive_int("batch_size", batch_size)
+    for name, f in (("features_fake", x), ("features_real", y)):
+        if len(f) <= k:
+            raise ValueError(f"{name} must hold more than k={k} rows (a k-th neighbour besides the point "
+                             f"itself), got {len(f)}")
+    precision = _share_inside(x, y, _knn_radii(y, k, batch_size), batch_size)
+    recall = _share_inside(y, x, _knn_radii(x, k, batch_size), batch_size)
+    return precision, recall
+
+
+def reference_features(images: torch.Tensor, classifier: nn.Module) -> dict[str, Any]:
+    """:func:`reference_statistics` plus the features themselves (``"features"``, ``(N, D)`` float64).
+
+    KID and precision / recall need the real feature vectors, not only their mean and covariance. The
+    dictionary also works as the ``reference`` of :func:`evaluate_samples` (same ``mu``, ``sigma``, ``n``).
+    """
+    feats, _ = classifier_outputs(images, classifier)
+    mu, sigma = feature_statistics(feats)
+    return {"mu": mu, "sigma": sigma, "n": len(feats), "features": feats.numpy()}
+
+
+def evaluate_run_samples(images: torch.Tensor, *, classifier: nn.Module, reference: dict[str, Any],
+                         threshold: float = 0.9, k: int = 3, kid_subset_size: int | None = None,
+                         kid_subsets: int = 100, seed: int = 0) -> dict[str, Any]:
+    """:func:`evaluate_samples` plus KID and precision / recall, on the same classifier features.
+
+    ``reference`` comes from :func:`reference_features`. Returns everything :func:`evaluate_samples`
+    returns (``fd``, ``confident``, ``entropy``, ``histogram``, ``n``: the same numbers, computed the same
+    way) and ``kid``, ``kid_std`` (:func:`kernel_inception_distance`; ``kid_subset_size`` defaults to
+    ``min(1000, N, N_real)``, ``kid_subsets`` subsets drawn with ``seed``) and ``precision``, ``recall``
+    (:func:`precision_recall` with ``k``).
+    """
+    if not isinstance(reference, dict) or "features" not in reference or not {"mu", "sigma"} <= set(reference):
+        raise ValueError("reference must come from reference_features(images, classifier)")
+    feats, probs = classifier_outputs(images, classifier)
+    real = reference["features"]
+    if kid_subset_size is None:
+        kid_subset_size = min(1000, len(feats), len(real))
+    mu, sigma = feature_statistics(feats)
+    scores = {
+        "fd": frechet_distance(mu, sigma, reference["mu"], reference["sigma"]),
+        "confident": confident_share(probs, threshold),
+        "entropy": label_entropy(probs),
+        "histogram": label_histogram(probs).tolist(),
+        "n": len(feats),
+    }
+    scores["kid"], scores["kid_std"] = kernel_inception_distance(
+        feats, real, subset_size=kid_subset_size, n_subsets=kid_subsets, seed=seed)
+    scores["precision"], scores["recall"] = precision_recall(feats, real, k=k)
+    return scores
+
+
+__all__ += ["polynomial_mmd2", "kernel_inception_distance", "precision_recall", "reference_features",
+            "evaluate_run_samples"]
