@@ -11,7 +11,7 @@ read next to the book's chapters (``book/``). The names notebooks use are re-exp
 Image-to-image (chapter 5b): ``gl.degrade`` makes the degraded inputs, ``gl.translate.fit_pix2pix`` trains
 a U-Net restorer with L1 plus an adversarial loss, ``gl.classical`` holds the scikit-image baselines.
 """
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 from . import (augment, bench, classical, data, degrade, diagnostics, losses, metrics, models,  # noqa: E402
                train, translate, utils, viz)
