@@ -144,6 +144,9 @@ class Variant:
     autocast_dtype: torch.dtype | None = None     # reference loop only
 
 
+# every lever chosen for the device, precision included (TrainConfig's own precision default is "fp32")
+LEVERS_AUTO = dict(precision="auto")
+
 # every lever off: what fit computes with the plain loop's precision, layout and optimiser
 LEVERS_OFF = dict(precision="fp32", channels_last=False, fused_adam=False, skip_d_grads=False, compile=False,
                   tune_allocator=False, joint_d_batch=False)
@@ -166,10 +169,9 @@ def default_variants(device: str | torch.device = "cpu", *, compile: bool = Fals
     auto = resolve_precision(device, "auto")
     if device.type == "cuda":
         rows.append(Variant(f"  + {auto} autocast only", {**LEVERS_OFF, "precision": auto}))
-    # every lever chosen for the device, precision included ("auto": TrainConfig's default is "fp32")
-    rows.append(Variant("ganlab defaults for this device", {"precision": "auto"}))
+    rows.append(Variant("ganlab defaults for this device", dict(LEVERS_AUTO)))
     if compile:
-        rows.append(Variant("ganlab defaults + torch.compile", {"precision": "auto", "compile": True}))
+        rows.append(Variant("ganlab defaults + torch.compile", {**LEVERS_AUTO, "compile": True}))
     if device.type == "cpu" and cpu_supports_bf16():
         rows.append(Variant("plain loop + bf16 autocast (not a CPU default)", None,
                             autocast_dtype=torch.bfloat16))

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import ganlab as gl
-from ganlab.bench import (LEVERS_OFF, Variant, default_variants, format_rows, matmul_gflops, reference_step,
+from ganlab.bench import (LEVERS_AUTO, LEVERS_OFF, Variant, default_variants, format_rows, matmul_gflops, reference_step,
                           step_flops, throughput)
 
 
@@ -31,7 +31,7 @@ def test_default_variants_start_with_the_reference_and_turn_one_lever_on_at_a_ti
         if v.config and v.config != {}:
             changed = {k for k in LEVERS_OFF if v.config.get(k, LEVERS_OFF[k]) != LEVERS_OFF[k]}
             assert len(changed) == 1, v.name
-    assert any(v.config == {} for v in rows)   # ganlab's own defaults are measured
+    assert any(v.config == LEVERS_AUTO for v in rows)   # ganlab's automatic levers are measured
 
 
 def test_throughput_rows_and_the_flops_a_lever_saves():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+import ganlab.train.classifier as classifier_training
 from ganlab import metrics
 from ganlab.data import data_root
 from ganlab.metrics import (confident_share, evaluate_samples, feature_statistics, frechet_distance,
@@ -86,7 +87,7 @@ def test_classifier_is_deterministic_cached_and_survives_a_corrupt_cache(tmp_pat
     assert 0.0 <= a.heldout_accuracy <= 1.0 and not a.training  # 8 steps: accuracy is not the point here
     assert not any(p.requires_grad for p in a.parameters())
     # a second call reads the cache: training would fail now
-    monkeypatch.setattr(metrics, "_train_classifier", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(classifier_training, "fit_classifier", lambda *a, **k: pytest.fail("retrained"))
     c = get_mnist_classifier(cache_dir=tmp_path / "a", epochs=1, train_limit=512)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
     # a different recipe does not reuse it

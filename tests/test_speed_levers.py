@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import ganlab as gl
-import ganlab.train as train_module
+import ganlab.train.steps as train_steps
 from ganlab.train import TrainConfig, fit, make_optimizers, resolve_channels_last, resolve_precision
 
 
@@ -101,10 +101,10 @@ def test_g_step_leaves_d_weight_gradients_uncomputed_and_restores_requires_grad(
     G, D = tiny_gan()
     opt_g = torch.optim.Adam(G.parameters())
     before = [p.requires_grad for p in D.parameters()]
-    train_module._g_update(G, D, 8, opt_g, gl.losses.get_loss("non_saturating")[1], skip_d_grads=True)
+    train_steps.generator_update(G, D, 8, opt_g, gl.losses.get_loss("non_saturating")[1], skip_d_grads=True)
     assert all(p.grad is None for p in D.parameters())
     assert [p.requires_grad for p in D.parameters()] == before
-    train_module._g_update(G, D, 8, opt_g, gl.losses.get_loss("non_saturating")[1], skip_d_grads=False)
+    train_steps.generator_update(G, D, 8, opt_g, gl.losses.get_loss("non_saturating")[1], skip_d_grads=False)
     assert all(p.grad is not None for p in D.parameters())
 
 
@@ -141,7 +141,7 @@ def test_one_call_on_real_and_fake_gives_the_two_calls_logits_and_gradients(cond
     grads, stats = [], []
     for joint in (False, True):
         opt = torch.optim.SGD(D.parameters(), lr=0.0)     # lr 0: the step leaves D as it was
-        stats.append(train_module._d_update(G, D, real, opt, d_loss, labels=labels, fake=fake, joint=joint))
+        stats.append(train_steps.discriminator_update(G, D, real, opt, d_loss, labels=labels, fake=fake, joint=joint))
         grads.append([p.grad.clone() for p in D.parameters()])
     for key in stats[0]:
         torch.testing.assert_close(stats[0][key], stats[1][key], rtol=1e-5, atol=1e-6, msg=key)
@@ -182,13 +182,13 @@ class _Compiled(nn.Module):
 def test_compile_keeps_the_gradient_penalty_on_the_eager_discriminator(monkeypatch):
     wrapped, penalised = [], []
     monkeypatch.setattr(torch, "compile", lambda module: wrapped.append(_Compiled(module)) or wrapped[-1])
-    real_gp = train_module.gradient_penalty
+    real_gp = train_steps.gradient_penalty
 
     def spy(D, *args, **kwargs):
         penalised.append(D)
         return real_gp(D, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "gradient_penalty", spy)
+    monkeypatch.setattr(train_steps, "gradient_penalty", spy)
     G, D = tiny_gan()
     result = fit(G, D, images(), cfg(compile=True, gp_weight=10.0, loss="wasserstein"))
     assert result.step == 4 and len(wrapped) == 2            # both networks went through torch.compile

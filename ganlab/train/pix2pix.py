@@ -24,6 +24,7 @@ the shared run skeleton (:mod:`.loop`); ``ganlab.translate.translate`` applies a
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
