@@ -116,8 +116,8 @@ def sn_gan(seed=0, **d_args):
 def test_only_a_batch_independent_discriminator_scores_real_and_fake_in_one_call():
     assert sn_gan()[1].batch_independent
     assert not tiny_gan()[1].batch_independent                              # batch norm mixes the images
-    assert not sn_gan(minibatch_std=True)[1].batch_independent             # so does the minibatch std
-    for (G, D), joint in ((sn_gan(), True), (tiny_gan(), False), (sn_gan(minibatch_std=True), False)):
+    assert not sn_gan(d_minibatch_std=True)[1].batch_independent             # so does the minibatch std
+    for (G, D), joint in ((sn_gan(), True), (tiny_gan(), False), (sn_gan(d_minibatch_std=True), False)):
         calls = []
         D.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
         fit(G, D, images(), cfg(steps=1))
