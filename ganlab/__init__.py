@@ -14,7 +14,7 @@ a U-Net restorer with L1 plus an adversarial loss, ``gl.classical`` holds the sc
 from ._version import __version__  # noqa: E402
 
 from . import (augment, bench, classical, data, degrade, diagnostics, losses, metrics, models,  # noqa: E402
-               train, translate, utils, viz)
+               recipes, train, translate, utils, viz)
 from .diagnostics import Finding, diagnose  # noqa: E402
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from .train import (TrainConfig, TrainResult, d_step, fit, fit_vae, g_step, load_discriminator,  # noqa: E402
@@ -33,6 +33,7 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "recipes",
     "train",
     "translate",
     "utils",
