@@ -136,17 +136,18 @@ def test_torchmetrics_fid_with_custom_features_agrees_with_ours():
     assert theirs == pytest.approx(ours, rel=1e-3)
 
 
-def test_inception_fid_explains_missing_weights_offline():
+def test_inception_fid_explains_missing_weights(monkeypatch):
+    # offline, torchmetrics fails to build its Inception network: constructed here, on any machine
     pytest.importorskip("torchmetrics")
+
+    class NoWeights:
+        def __init__(self, *args, **kwargs):
+            raise ModuleNotFoundError("No module named 'torch_fidelity'")
+
+    monkeypatch.setattr(metrics, "_torchmetrics_fid", lambda: NoWeights)
     images = torch.zeros(4, 1, 28, 28)
-    try:
-        value = metrics.inception_fid(images, images, device="cpu")
-    except RuntimeError as exc:
-        assert "Inception FID is unavailable here" in str(exc)
-    except ImportError as exc:
-        assert "torch-fidelity" in str(exc)
-    else:  # online with the weights: a real number
-        assert math.isfinite(value)
+    with pytest.raises(RuntimeError, match="Inception FID is unavailable here.*torch_fidelity.*evaluate_samples"):
+        metrics.inception_fid(images, images, device="cpu")
 
 
 def test_metric_registry():

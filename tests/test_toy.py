@@ -80,15 +80,21 @@ def test_toy_argument_errors_name_the_argument():
         build_gan("toy", img_size=28)
 
 
-def test_fit_trains_toy_gans_on_points_with_packing_and_gradient_penalty():
-    data = gl.data.ring_of_gaussians(512, seed=0)
+def test_fit_moves_toy_generators_onto_the_data_with_packing_and_gradient_penalty():
+    # a constructed case: one tight blob far from where the fresh G puts its points (near the origin);
+    # 150 steps must carry G's points most of the way there, for a packed D and for WGAN-GP
+    target = torch.tensor([1.5, -1.0])
+    data = target + 0.05 * torch.randn(512, 2, generator=torch.Generator().manual_seed(0))
     for pack, cfg in ((2, dict(loss="non_saturating")), (1, dict(loss="wasserstein", gp_weight=0.1, n_critic=2))):
         torch.manual_seed(0)
         G, D = build_gan("toy", hidden_dim=16, pack=pack)
-        result = gl.fit(G, D, data, gl.TrainConfig(steps=3, batch_size=64, device="cpu", progress=False,
-                                                   log_every=1, n_samples=10, **cfg))
-        assert result.step == 3 and result.samples[-1][1].shape == (10, 2)
+        before = (gl.sample(G, 256, seed=1).mean(0) - target).norm()
+        result = gl.fit(G, D, data, gl.TrainConfig(steps=150, batch_size=64, lr_g=2e-3, lr_d=2e-3, device="cpu",
+                                                   progress=False, log_every=10, n_samples=10, **cfg))
+        after = (gl.sample(G, 256, seed=1).mean(0) - target).norm()
+        assert result.step == 150 and result.samples[-1][1].shape == (10, 2)
         assert all(math.isfinite(v) for v in result.history["d_loss"])
+        assert before > 1.5 and after < 0.25 * before, (pack, float(before), float(after))
 
 
 # --- mode coverage ---------------------------------------------------------------------------------

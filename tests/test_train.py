@@ -204,17 +204,29 @@ def test_mixed_precision_on_cuda(precision, tiny_gan, toy_images, cfg):
     assert result.step == 3 and math.isfinite(result.history["d_loss"][-1])
 
 
-def test_class_conditional_fit_and_balanced_sampling(tiny_gan, toy_images, cfg):
-    torch.manual_seed(0)
-    G, D = gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4, num_classes=3)
-    labelled = torch.utils.data.TensorDataset(toy_images(), torch.arange(64) % 3)
-    result = fit(G, D, labelled, cfg(steps=3))
-    assert result.step == 3
+def test_class_conditional_fit_learns_each_class_and_samples_balanced(tiny_gan, toy_images, cfg):
+    # a constructed case: class k's images are flat grey at level -0.6, 0 or 0.6; a fresh G gives ~0 for all,
+    # so only a G that learned to follow its label gets every class's mean pixel right
+    G, D = tiny_gan(num_classes=3)
+    labels = torch.arange(96) % 3
+    levels = torch.tensor([-0.6, 0.0, 0.6])
+    flat = torch.utils.data.TensorDataset(levels[labels].view(-1, 1, 1, 1).expand(-1, 1, 12, 12).clone(), labels)
+    asked = torch.arange(3).repeat_interleave(20)
+
+    def class_means():
+        x = sample(G, 60, seed=1, labels=asked)
+        return torch.stack([x[asked == k].mean() for k in range(3)])
+
+    before = (class_means() - levels).abs().max()
+    result = fit(G, D, flat, cfg(steps=150, batch_size=24, lr_g=2e-3, lr_d=2e-3, log_every=10, n_samples=3))
+    after = class_means()
+    assert result.step == 150 and before > 0.5
+    assert (after - levels).abs().max() < 0.15, after
     assert torch.equal(gl.train.balanced_labels(7, 3), torch.tensor([0, 1, 2, 0, 1, 2, 0]))
     images = sample(G, 6, seed=0)
     assert images.shape == (6, 1, 12, 12)
     assert torch.equal(images, sample(G, 6, seed=0, labels=torch.tensor([0, 1, 2, 0, 1, 2])))
     with pytest.raises(ValueError, match="no labels"):
-        fit(*gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4, num_classes=3), toy_images(), cfg())
+        fit(*tiny_gan(num_classes=3), toy_images(), cfg())
     with pytest.raises(ValueError, match="labels: G is unconditional"):
         sample(tiny_gan()[0], 2, labels=torch.tensor([0, 1]))
