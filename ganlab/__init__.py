@@ -11,10 +11,10 @@ read next to the book's chapters (``book/``). The names notebooks use are re-exp
 Image-to-image (chapter 5b): ``gl.degrade`` makes the degraded inputs, ``gl.translate.fit_pix2pix`` trains
 a U-Net restorer with L1 plus an adversarial loss, ``gl.classical`` holds the scikit-image baselines.
 """
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 from . import (augment, bench, classical, data, degrade, diagnostics, losses, metrics, models,  # noqa: E402
-               train, translate, utils, viz)
+               recipes, train, translate, utils, viz)
 from .diagnostics import Finding, diagnose  # noqa: E402
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from .train import (TrainConfig, TrainResult, d_step, fit, fit_vae, g_step, load_discriminator,  # noqa: E402
@@ -33,6 +33,7 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "recipes",
     "train",
     "translate",
     "utils",

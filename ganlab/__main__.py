@@ -26,31 +26,17 @@ import sys
 import time
 from pathlib import Path
 
-# the settings the command line trains MNIST with, chosen by measuring sample quality after 3 minutes on
-# 2 CPU cores with an independent classifier (benchmarks/quality.py):
-# * a spectrally normalised D with the hinge loss and Adam(0, 0.9) (Miyato et al. 2018) beat the plain
-#   DCGAN recipe (batch-norm D, non-saturating loss, Adam(0.5, 0.999));
-# * depth at 7 x 7, where the digit's layout is decided, did most: the plain two-stage networks plateaued
-#   near two thirds of samples classified confidently whatever the learning rate, loss, width, batch size
-#   or augmentation; three extra 3 x 3 convolutions there lifted it to 81-84%, and making each a residual
-#   block of two convolutions (He et al. 2016) to 84.5-86.9% (six runs, mean 85.7%), although a step
-#   then costs about 1.7x as much (about 3,500 instead of 5,800 steps in 3 minutes). Two or four blocks,
-#   blocks in G only, top-k generator updates (Sinha et al. 2020), learning-rate decay, a compiled model,
-#   ReZero gains and an InfoGAN code measured 81-87% in single runs: no clear gain over run-to-run spread;
-# * a learning rate of 1e-3 (not 2e-4) and batches of 32 (not 64) buy more progress in the same minutes.
-# Every one can be overridden by a flag.
-#
-# `sample` refines each z by 10 steps of 0.02 on the energy |z|^2 / 2 - D(G(z)) (see refine_latents),
-# chosen the same way, on six 3-minute runs of this recipe (seeds 0, 0, 0, 1, 2, 0): the independent
-# classifier's confident share went from 85.8-86.8% (plain G(z)) to 88.5-91.8%, its Fréchet distance from
-# 2.2-2.6x to 2.8-4.6x the real-halves floor (a classifier trained 15 instead of 4 epochs: 90-92% -> 93-95%).
-# Langevin noise (DDLS proper) lost the gain; larger steps, or refining only the samples D scores lowest,
-# bought a point or two more at a larger cost in variety. Narrower networks (more steps in the 3 minutes)
-# measured within that spread in single runs.
-SAMPLE_REFINE = dict(steps=10, step_size=0.02)
+from .recipes import MNIST as MNIST_RECIPE
+from .recipes import SAMPLE_REFINE
 
-MNIST_DEFAULTS = dict(z_dim=64, base_channels=32, extra_layers=3, residual=True, batch_size=32, lr_g=1e-3,
-                      lr_d=1e-3, beta1=0.0, beta2=0.9, ema_half_life=10_000.0, loss="hinge", spectral_norm=True)
+# the defaults of `train` and `sample` are ganlab.recipes.MNIST and ganlab.recipes.SAMPLE_REFINE (measured
+# there); every value can be overridden by a flag. MNIST_DEFAULTS is the recipe as the flat dictionary
+# that chapters 3 and 4 read (deprecated: they switch to ganlab.recipes.MNIST), in its old key order.
+MNIST_DEFAULTS = dict(
+    **{k: MNIST_RECIPE.model_args[k] for k in ("z_dim", "base_channels", "extra_layers", "residual")},
+    batch_size=MNIST_RECIPE.config.batch_size, lr_g=MNIST_RECIPE.config.lr_g, lr_d=MNIST_RECIPE.config.lr_d,
+    beta1=MNIST_RECIPE.config.betas[0], beta2=MNIST_RECIPE.config.betas[1], ema_half_life=MNIST_RECIPE.config.ema_half_life,
+    loss=MNIST_RECIPE.config.loss, spectral_norm=MNIST_RECIPE.model_args["d_spectral_norm"])
 
 
 # config fields whose flag is not simply --field-name
@@ -107,25 +93,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", type=Path, default=None, help="data folder (default: $GANLAB_DATA, "
                                                                 "else the user cache)")
     t.add_argument("--download", action="store_true", help="download MNIST with torchvision if missing")
-    t.add_argument("--batch-size", type=_positive_int, default=MNIST_DEFAULTS["batch_size"])
-    t.add_argument("--z-dim", type=_positive_int, default=MNIST_DEFAULTS["z_dim"])
-    t.add_argument("--base-channels", type=_positive_int, default=MNIST_DEFAULTS["base_channels"])
-    t.add_argument("--extra-layers", type=_nonnegative_int, default=MNIST_DEFAULTS["extra_layers"],
+    arch, cfg = MNIST_RECIPE.model_args, MNIST_RECIPE.config  # ganlab.recipes.MNIST
+    t.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size)
+    t.add_argument("--z-dim", type=_positive_int, default=arch["z_dim"])
+    t.add_argument("--base-channels", type=_positive_int, default=arch["base_channels"])
+    t.add_argument("--extra-layers", type=_nonnegative_int, default=arch["extra_layers"],
                    help="3x3 convolution layers (or residual blocks) added at 7x7 in each network")
-    t.add_argument("--residual", action=argparse.BooleanOptionalAction, default=MNIST_DEFAULTS["residual"],
+    t.add_argument("--residual", action=argparse.BooleanOptionalAction, default=arch["residual"],
                    help="make each extra layer a residual block of two convolutions")
-    t.add_argument("--lr-g", type=_positive_float, default=MNIST_DEFAULTS["lr_g"])
-    t.add_argument("--lr-d", type=_positive_float, default=MNIST_DEFAULTS["lr_d"])
-    t.add_argument("--beta1", type=float, default=MNIST_DEFAULTS["beta1"], help="Adam beta1")
-    t.add_argument("--beta2", type=float, default=MNIST_DEFAULTS["beta2"], help="Adam beta2")
-    t.add_argument("--loss", choices=list_losses(), default=MNIST_DEFAULTS["loss"])
+    t.add_argument("--lr-g", type=_positive_float, default=cfg.lr_g)
+    t.add_argument("--lr-d", type=_positive_float, default=cfg.lr_d)
+    t.add_argument("--beta1", type=float, default=cfg.betas[0], help="Adam beta1")
+    t.add_argument("--beta2", type=float, default=cfg.betas[1], help="Adam beta2")
+    t.add_argument("--loss", choices=list_losses(), default=cfg.loss)
     t.add_argument("--spectral-norm", action=argparse.BooleanOptionalAction,
-                   default=MNIST_DEFAULTS["spectral_norm"], help="spectral norm in D instead of batch norm")
-    t.add_argument("--ema-half-life", type=float, default=MNIST_DEFAULTS["ema_half_life"],
+                   default=arch["d_spectral_norm"], help="spectral norm in D instead of batch norm")
+    t.add_argument("--ema-half-life", type=float, default=cfg.ema_half_life,
                    help="EMA half-life in images; 0 turns the EMA off")
-    t.add_argument("--seed", type=_nonnegative_int, default=0)
+    t.add_argument("--seed", type=_nonnegative_int, default=0,
+                   help="seeds the weights, the batch order and the noise: equal seeds, equal runs (on the CPU)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    t.add_argument("--precision", choices=("auto",) + PRECISIONS, default="auto",
+    t.add_argument("--precision", choices=("auto",) + PRECISIONS, default=cfg.precision,
                    help="auto: bf16 (or fp16) on GPUs, fp32 on the CPU")
     t.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory layout (default: on)")
@@ -169,7 +157,8 @@ def _train(args, parser) -> int:
 
     from .data import MNIST
     from .models import build_gan
-    from .train import UNLIMITED_STEPS, TrainConfig, fit
+    from .train import UNLIMITED_STEPS, fit
+    from .utils import seed_everything
 
     if args.minutes is None and args.steps is None:
         parser.error("argument --minutes/--steps: give at least one of them")
@@ -182,10 +171,11 @@ def _train(args, parser) -> int:
     except FileNotFoundError as exc:
         parser.error(f"argument --data: {exc}")
     try:
+        seed_everything(args.seed)  # before building G and D: their initial weights come from it
         G, D = build_gan(args.model, z_dim=args.z_dim, img_channels=1, img_size=28,
                          base_channels=args.base_channels, extra_layers=args.extra_layers,
                          residual=args.residual, d_spectral_norm=args.spectral_norm)
-        config = TrainConfig(
+        config = MNIST_RECIPE.train_config(
             steps=args.steps if args.steps is not None else UNLIMITED_STEPS, batch_size=args.batch_size,
             lr_g=args.lr_g, lr_d=args.lr_d, betas=(args.beta1, args.beta2), loss=args.loss, seed=args.seed,
             device=args.device,

@@ -144,6 +144,9 @@ class Variant:
     autocast_dtype: torch.dtype | None = None     # reference loop only
 
 
+# every lever chosen for the device, precision included (TrainConfig's own precision default is "fp32")
+LEVERS_AUTO = dict(precision="auto")
+
 # every lever off: what fit computes with the plain loop's precision, layout and optimiser
 LEVERS_OFF = dict(precision="fp32", channels_last=False, fused_adam=False, skip_d_grads=False, compile=False,
                   tune_allocator=False, joint_d_batch=False)
@@ -166,9 +169,9 @@ def default_variants(device: str | torch.device = "cpu", *, compile: bool = Fals
     auto = resolve_precision(device, "auto")
     if device.type == "cuda":
         rows.append(Variant(f"  + {auto} autocast only", {**LEVERS_OFF, "precision": auto}))
-    rows.append(Variant("ganlab defaults for this device", {}))
+    rows.append(Variant("ganlab defaults for this device", dict(LEVERS_AUTO)))
     if compile:
-        rows.append(Variant("ganlab defaults + torch.compile", {"compile": True}))
+        rows.append(Variant("ganlab defaults + torch.compile", {**LEVERS_AUTO, "compile": True}))
     if device.type == "cpu" and cpu_supports_bf16():
         rows.append(Variant("plain loop + bf16 autocast (not a CPU default)", None,
                             autocast_dtype=torch.bfloat16))
@@ -275,7 +278,7 @@ def throughput(*, model: str = "dcgan", model_args: dict[str, Any] | None = None
         seconds_per_step = statistics.median(t) / steps
         reduced = v.autocast_dtype is not None or (
             v.config is not None and device.type != "cpu"
-            and resolve_precision(device, v.config.get("precision", "auto")) != "fp32")
+            and resolve_precision(device, v.config.get("precision", "fp32")) != "fp32")
         gflops = fl / seconds_per_step / 1e9
         rows.append(dict(name=v.name, images_per_s=batch_size / seconds_per_step, gflop_per_step=fl / 1e9,
                          gflops=gflops, peak_share=None if reduced else gflops / peak, peak_gflops=peak))

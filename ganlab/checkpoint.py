@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ._version import __version__
 from .utils import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT"]
@@ -31,8 +32,6 @@ def save_checkpoint(path: str | os.PathLike, **state: Any) -> Path:
     ``nn.Module`` and optimizer values are replaced by their ``state_dict()``; a crash mid-write leaves any
     previous file at ``path`` untouched.
     """
-    from . import __version__
-
     payload: dict[str, Any] = {"format": FORMAT, "version": __version__}
     for key, value in state.items():
         payload[key] = value.state_dict() if hasattr(value, "state_dict") else value

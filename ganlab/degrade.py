@@ -2,7 +2,7 @@
 
 Taught in ``book/05b_image_restoration.ipynb``, which trains networks to undo each of them
 (pix2pix-style, Isola et al. 2017, https://arxiv.org/abs/1611.07004) and compares them with the
-classical methods of :mod:`ganlab.restore`.
+classical methods of :mod:`ganlab.classical` (the networks are trained by :func:`ganlab.translate.fit_pix2pix`).
 
 Every degradation is a small callable object that maps a batch ``(B, C, H, W)`` in [-1, 1] (ganlab's
 pixel range) to a degraded batch. The random ones draw all their randomness from a CPU

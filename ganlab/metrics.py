@@ -94,32 +94,6 @@ def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(base) / "ganlab"
 
 
-def _train_classifier(model: MNISTClassifier, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
-                      seed: int, batch_size: int, progress: bool) -> None:
-    from tqdm.auto import tqdm
-
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    steps_per_epoch = len(images) // batch_size
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * steps_per_epoch)
-    model.train()
-    with tqdm(total=epochs * steps_per_epoch, desc="MNIST classifier", disable=not progress, unit="step") as bar:
-        for _ in range(epochs):
-            perm = torch.randperm(len(images), generator=g)
-            for i in range(steps_per_epoch):
-                idx = perm[i * batch_size:(i + 1) * batch_size]
-                # random shifts of up to 2 pixels make the features less sensitive to position
-                dy, dx = torch.randint(-2, 3, (2,), generator=g).tolist()
-                x = torch.roll(images[idx], shifts=(dy, dx), dims=(2, 3))
-                loss = F.cross_entropy(model(x), labels[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                schedule.step()
-                bar.update(1)
-    model.eval()
-
-
 def get_mnist_classifier(root: str | os.PathLike | None = None, *, device: str | torch.device = "cpu",
                          cache_dir: str | os.PathLike | None = None, epochs: int = 3, seed: int = 0,
                          train_limit: int | None = None, progress: bool = False) -> MNISTClassifier:
@@ -132,6 +106,7 @@ def get_mnist_classifier(root: str | os.PathLike | None = None, *, device: str |
     retrained over. The returned model is in eval mode with gradients switched off.
     """
     from .data import MNIST
+    from .train.classifier import ClassifierConfig, fit_classifier  # here: drawing code imports metrics
 
     check_positive_int("epochs", epochs)
     if train_limit is not None:
@@ -155,8 +130,8 @@ def get_mnist_classifier(root: str | os.PathLike | None = None, *, device: str |
     if state is None:
         torch.manual_seed(seed)
         model = MNISTClassifier()
-        _train_classifier(model, train.images, train.targets, epochs=epochs, seed=seed, batch_size=64,
-                          progress=progress)
+        fit_classifier(model, train.images, train.targets,
+                       ClassifierConfig(epochs=epochs, batch_size=64, seed=seed, progress=progress))
         _, probs = classifier_outputs(held.images, model)
         accuracy = (probs.argmax(1) == held.targets).float().mean().item()
         state = {"weights": model.state_dict(), "heldout_accuracy": accuracy, "epochs": epochs, "seed": seed}

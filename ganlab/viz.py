@@ -19,7 +19,7 @@ from torchvision.utils import make_grid
 from .utils import check_positive_int
 
 __all__ = ["image_grid", "samples_over_time", "image_rows", "loss_curves", "history_plot", "game_snapshot",
-           "game_plot", "game_frames", "game_animation", "ToyGame", "game_explorer"]
+           "game_plot", "game_frames", "game_animation", "game_snapshot_of", "game_explorer"]
 
 
 def _as_images(images) -> torch.Tensor:
@@ -305,7 +305,7 @@ def game_animation(snapshots: Sequence[Mapping], real=None, *, interval: int = 2
     return FuncAnimation(fig, draw, frames=len(snapshots), interval=interval, blit=False)
 
 
-# --- an interactive game: state you can step, and the ipywidgets explorer around it -----------------
+# --- an interactive game: the ipywidgets explorer around a ganlab.train.ToyGame ---------------------
 
 _EXPLORER_LOSSES = {
     # label shown in the explorer: (loss name in ganlab.losses, gradient-penalty weight)
@@ -315,106 +315,6 @@ _EXPLORER_LOSSES = {
     "hinge": ("hinge", 0.0),
     "least squares": ("least_squares", 0.0),
 }
-
-
-class ToyGame:
-    """A 2-D GAN game held in memory and played step by step (the state behind :func:`game_explorer`).
-
-    One call of :meth:`play` makes ``n`` generator steps, each after ``n_critic`` discriminator steps,
-    with :func:`ganlab.train.d_step` and :func:`ganlab.train.g_step`: the same alternating updates as
-    :func:`ganlab.fit`, but with settings (loss, learning rates, ``n_critic``) that may change between
-    calls, as in GAN Lab.
-
-    Args:
-        data: ``(N, 2)`` real points (for example :func:`ganlab.data.ring_of_gaussians`).
-        loss: a name from :func:`ganlab.losses.list_losses`.
-        lr_d, lr_g: Adam learning rates; ``betas`` Adam's betas.
-        n_critic: discriminator steps per generator step.
-        gp_weight: WGAN-GP penalty weight (0: none).
-        batch_size: points per step, for both players.
-        z_dim, hidden_dim, num_layers, pack: the toy networks' sizes (see :mod:`ganlab.models.toy`).
-        seed: seeds the weights, the batches, the noise and the fixed points shown (``n_show`` of them).
-    """
-
-    def __init__(self, data, *, loss: str = "non_saturating", lr_d: float = 1e-3, lr_g: float = 1e-3,
-                 n_critic: int = 1, gp_weight: float = 0.0, batch_size: int = 256, z_dim: int = 2,
-                 hidden_dim: int = 128, num_layers: int = 3, pack: int = 1,
-                 betas: tuple[float, float] = (0.5, 0.999), seed: int = 0, n_show: int = 500) -> None:
-        from .utils import check_nonnegative_int
-
-        self.data = torch.as_tensor(_points("data", data), dtype=torch.float32)
-        check_positive_int("batch_size", batch_size)
-        check_positive_int("n_show", n_show)
-        check_nonnegative_int("seed", seed)
-        if batch_size > len(self.data):
-            raise ValueError(f"batch_size ({batch_size}) is larger than the data ({len(self.data)} points)")
-        self.batch_size, self.seed, self.betas = batch_size, seed, betas
-        self.model_args = dict(z_dim=z_dim, hidden_dim=hidden_dim, num_layers=num_layers, pack=pack)
-        self.z = torch.randn(n_show, z_dim, generator=torch.Generator().manual_seed(seed + 1))
-        self.reset()
-        self.set(loss=loss, lr_d=lr_d, lr_g=lr_g, n_critic=n_critic, gp_weight=gp_weight)
-
-    def reset(self) -> None:
-        """Start again from fresh random weights (the same ones for the same seed); settings are kept."""
-        from .models import build_gan
-
-        torch.manual_seed(self.seed)
-        self.G, self.D = build_gan("toy", **self.model_args)
-        lr_d, lr_g = getattr(self, "lr_d", 1e-3), getattr(self, "lr_g", 1e-3)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=lr_g, betas=self.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=self.betas)
-        self.rng = torch.Generator().manual_seed(self.seed)
-        self.step = 0
-        self.history: dict[str, list[float]] = {}
-
-    def set(self, *, loss: str | None = None, lr_d: float | None = None, lr_g: float | None = None,
-            n_critic: int | None = None, gp_weight: float | None = None) -> None:
-        """Change settings from the next step on (weights and optimiser moments are kept)."""
-        from .losses import get_loss
-        from .utils import check_positive_float
-
-        if loss is not None:
-            self.d_loss_fn, self.g_loss_fn = get_loss(loss)
-            self.loss = loss
-        for name, value, opt in (("lr_d", lr_d, self.opt_d), ("lr_g", lr_g, self.opt_g)):
-            if value is not None:
-                setattr(self, name, check_positive_float(name, value))
-                for group in opt.param_groups:
-                    group["lr"] = float(value)
-        if n_critic is not None:
-            self.n_critic = check_positive_int("n_critic", n_critic)
-        if gp_weight is not None:
-            if isinstance(gp_weight, bool) or not isinstance(gp_weight, (int, float)) or gp_weight < 0:
-                raise ValueError(f"gp_weight must be a number >= 0, got {gp_weight!r}")
-            self.gp_weight = float(gp_weight)
-
-    def play(self, n: int = 1) -> dict[str, float]:
-        """Make ``n`` generator steps (each after ``n_critic`` discriminator steps); return the last losses."""
-        from .train import d_step, g_step
-
-        check_positive_int("n", n)
-        for _ in range(n):
-            for _ in range(self.n_critic):
-                real = self.data[torch.randint(len(self.data), (self.batch_size,), generator=self.rng)]
-                d_stats = d_step(self.G, self.D, real, self.opt_d, self.d_loss_fn, gp_weight=self.gp_weight,
-                                 generator=self.rng)
-            g_stats = g_step(self.G, self.D, self.batch_size, self.opt_g, self.g_loss_fn, generator=self.rng)
-            self.step += 1
-        stats = {"step": self.step, **d_stats, **g_stats}
-        for key, value in stats.items():
-            self.history.setdefault(key, []).append(value)
-        return stats
-
-    def snapshot(self, **kwargs) -> dict:
-        """:func:`game_snapshot` of the current state, for the fixed noise ``z`` (a critic shows its score)."""
-        kwargs.setdefault("output", "score" if self.loss == "wasserstein" else "probability")
-        return game_snapshot(self.G, self.D, z=self.z, step=self.step, **kwargs)
-
-    def samples(self, n: int = 2500, *, seed: int | None = None) -> torch.Tensor:
-        """``n`` generated points ``(n, 2)`` on the CPU (reproducible for a given ``seed``)."""
-        from .train import sample
-
-        return sample(self.G, n, seed=self.seed + 2 if seed is None else seed)
 
 
 def _png(snapshot: Mapping, real, *, size: float = 4.0, dpi: int = 80) -> bytes:
@@ -428,14 +328,22 @@ def _png(snapshot: Mapping, real, *, size: float = 4.0, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
-def game_explorer(data, *, centers=None, std: float | None = None, game: ToyGame | None = None,
-                  steps_per_click: int = 200, **game_kwargs):
+def game_snapshot_of(game, **kwargs) -> dict:
+    """:func:`game_snapshot` of a game in progress (a :class:`ganlab.train.ToyGame`): its ``G``, ``D``,
+    fixed noise ``z`` and ``step``; a critic (Wasserstein loss) shows its score, any other D its probability."""
+    kwargs.setdefault("output", "score" if game.loss == "wasserstein" else "probability")
+    return game_snapshot(game.G, game.D, z=game.z, step=game.step, **kwargs)
+
+
+def game_explorer(game, *, centers=None, std: float | None = None, steps_per_click: int = 200):
     """An ipywidgets explorer of the 2-D game: pick the loss, the learning rates and the D steps per G
     step, then play the game and watch D's surface and G's points move (GAN Lab in a notebook).
 
-    ``data``: ``(N, 2)`` real points; ``centers``/``std``: the mixture's means and standard deviation,
-    to report modes covered and the high-quality share (:func:`ganlab.metrics.mode_coverage`) as it
-    plays. ``game``: an existing :class:`ToyGame` to continue (else one is made from ``game_kwargs``).
+    ``game``: the game to show and play, a :class:`ganlab.train.ToyGame` (anything with its ``data``,
+    ``G``, ``D``, ``z``, ``step``, ``history``, ``loss``, ``lr_d``, ``lr_g``, ``n_critic``, ``gp_weight``,
+    ``set``, ``play``, ``reset`` and ``samples``); the drawing code here never trains anything itself.
+    ``centers``/``std``: the mixture's means and standard deviation, to report modes covered and the
+    high-quality share (:func:`ganlab.metrics.mode_coverage`) as it plays.
     Returns the widget (an ``ipywidgets.HBox``: controls left, picture right) with the game as its
     ``game`` attribute and its "Play" action as ``play()``. Works in
     Jupyter and Colab; needs ``ipywidgets`` (``pip install ipywidgets``).
@@ -449,8 +357,9 @@ def game_explorer(data, *, centers=None, std: float | None = None, game: ToyGame
     check_positive_int("steps_per_click", steps_per_click)
     if (centers is None) != (std is None):
         raise ValueError("centers and std must be given together (or neither)")
-    game = game if game is not None else ToyGame(data, **game_kwargs)
-    real = _points("data", data)
+    if not all(hasattr(game, name) for name in ("data", "G", "D", "z", "play", "set", "reset", "samples")):
+        raise TypeError(f"game must be a ganlab.train.ToyGame, got {type(game).__name__}")
+    real = _points("game.data", game.data)
     labels = {v: k for k, v in _EXPLORER_LOSSES.items()}
     current = labels.get((game.loss, game.gp_weight), next(iter(_EXPLORER_LOSSES)))
     style = {"description_width": "150px"}
@@ -470,7 +379,7 @@ def game_explorer(data, *, centers=None, std: float | None = None, game: ToyGame
     status_w = widgets.HTML()
 
     def render() -> None:
-        image_w.value = _png(game.snapshot(), real)
+        image_w.value = _png(game_snapshot_of(game), real)
         parts = [f"step <b>{game.step}</b>"]
         if game.history:
             parts.append(f"D loss {game.history['d_loss'][-1]:.3f}, G loss {game.history['g_loss'][-1]:.3f}")

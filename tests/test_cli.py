@@ -39,6 +39,27 @@ def test_train_then_sample(tmp_path, capsys):
     assert np.abs(np.load(plain) - array).mean() < 0.1  # small steps: the same digits, touched up
 
 
+@pytest.mark.skipif(not HAVE_MNIST, reason="no MNIST files under GANLAB_DATA")
+def test_the_same_seed_trains_the_same_weights(tmp_path, capsys):
+    import torch
+
+    from ganlab.checkpoint import load_checkpoint
+
+    def weights(seed, name):
+        out = tmp_path / name
+        small = ["--base-channels", "4", "--extra-layers", "0", "--z-dim", "8", "--ema-half-life", "0"]
+        assert main(["train", "dcgan", "--steps", "2", "--out", str(out), "--quiet", "--sample-every", "0",
+                     "--device", "cpu", "--seed", str(seed), *small]) == 0
+        state = load_checkpoint(out / "checkpoint.pt")
+        return {**{"G." + k: v for k, v in state["G"].items()}, **{"D." + k: v for k, v in state["D"].items()}}
+
+    a = weights(3, "a")
+    torch.randn(100)  # the global generator moved on: --seed alone must decide the initial weights
+    b, c = weights(3, "b"), weights(4, "c")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+
+
 @pytest.mark.parametrize("argv, name", [
     (["sample", "RUN", "--n", "0", "--out", "x.npy"], "--n"),
     (["sample", "RUN", "--n", "five", "--out", "x.npy"], "--n"),

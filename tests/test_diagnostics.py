@@ -1,4 +1,5 @@
 """Diagnostics on constructed histories and sample batches: each rule fires when it should, and only then."""
+import dataclasses
 import math
 
 import pytest
@@ -84,13 +85,18 @@ def test_collapse_by_label_entropy():
     assert diagnose(healthy(), images, classifier=OneLabel(spread=True)) == []
 
 
-def test_accepts_a_train_result():
-    G, D = gl.models.build_gan("dcgan", z_dim=4, img_size=12, base_channels=4)
-    data = torch.rand(32, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    result = gl.fit(G, D, data, gl.TrainConfig(steps=4, batch_size=8, log_every=1, progress=False,
-                                               n_samples=8, device="cpu"))
-    findings = gl.diagnose(result, reference=data[:8])
-    assert all(isinstance(f, Finding) for f in findings)
+def test_accepts_a_train_result(tiny_gan, toy_images, train_config):
+    G, D = tiny_gan(z_dim=4)
+    data = toy_images(32)
+    result = gl.fit(G, D, data, train_config(log_every=1, n_samples=8))
+    # the collapse rule reads the result's last sample grid: one image repeated is a collapse ...
+    collapsed = dataclasses.replace(result, samples=[(result.step, data[:1].repeat(8, 1, 1, 1))])
+    findings = gl.diagnose(collapsed, reference=data[:8])
+    assert "mode_collapse" in [f.code for f in findings] and all(isinstance(f, Finding) for f in findings)
+    assert findings[-1].step == result.step or findings[-1].step is None
+    # ... and eight different real images are not
+    varied = dataclasses.replace(result, samples=[(result.step, data[8:16])])
+    assert "mode_collapse" not in [f.code for f in gl.diagnose(varied, reference=data[:8])]
 
 
 @pytest.mark.parametrize("kwargs, match", [

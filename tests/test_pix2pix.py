@@ -4,14 +4,14 @@ import torch
 import torch.nn.functional as F
 
 import ganlab as gl
-from ganlab.models import PatchGANDiscriminator, UNetGenerator, build_translation, list_translation_models
+from ganlab.models import PatchGANDiscriminator, UNetGenerator, build_translation
 from ganlab.translate import Pix2PixConfig, fit_pix2pix, translate, translation_step
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", list_translation_models())
+@pytest.mark.parametrize("name", ["pix2pix"])
 @pytest.mark.parametrize("in_channels, out_channels, size, depth", [(1, 1, 28, 2), (2, 1, 28, 2), (1, 3, 32, 3),
                                                                      (3, 3, 16, 1)])
 def test_shapes_range_and_patch_logits(name, in_channels, out_channels, size, depth, device):

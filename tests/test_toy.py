@@ -80,15 +80,21 @@ def test_toy_argument_errors_name_the_argument():
         build_gan("toy", img_size=28)
 
 
-def test_fit_trains_toy_gans_on_points_with_packing_and_gradient_penalty():
-    data = gl.data.ring_of_gaussians(512, seed=0)
+def test_fit_moves_toy_generators_onto_the_data_with_packing_and_gradient_penalty():
+    # a constructed case: one tight blob far from where the fresh G puts its points (near the origin);
+    # 150 steps must carry G's points most of the way there, for a packed D and for WGAN-GP
+    target = torch.tensor([1.5, -1.0])
+    data = target + 0.05 * torch.randn(512, 2, generator=torch.Generator().manual_seed(0))
     for pack, cfg in ((2, dict(loss="non_saturating")), (1, dict(loss="wasserstein", gp_weight=0.1, n_critic=2))):
         torch.manual_seed(0)
         G, D = build_gan("toy", hidden_dim=16, pack=pack)
-        result = gl.fit(G, D, data, gl.TrainConfig(steps=3, batch_size=64, device="cpu", progress=False,
-                                                   log_every=1, n_samples=10, **cfg))
-        assert result.step == 3 and result.samples[-1][1].shape == (10, 2)
+        before = (gl.sample(G, 256, seed=1).mean(0) - target).norm()
+        result = gl.fit(G, D, data, gl.TrainConfig(steps=150, batch_size=64, lr_g=2e-3, lr_d=2e-3, device="cpu",
+                                                   progress=False, log_every=10, n_samples=10, **cfg))
+        after = (gl.sample(G, 256, seed=1).mean(0) - target).norm()
+        assert result.step == 150 and result.samples[-1][1].shape == (10, 2)
         assert all(math.isfinite(v) for v in result.history["d_loss"])
+        assert before > 1.5 and after < 0.25 * before, (pack, float(before), float(after))
 
 
 # --- mode coverage ---------------------------------------------------------------------------------
@@ -187,13 +193,13 @@ def test_game_plot_frames_and_animation():
 
 def test_toy_game_steps_changes_settings_and_resets():
     data = gl.data.ring_of_gaussians(300, seed=0)
-    game = gl.viz.ToyGame(data, batch_size=32, hidden_dim=16, n_critic=2, seed=3)
+    game = gl.train.ToyGame(data, batch_size=32, hidden_dim=16, n_critic=2, seed=3)
     before = [p.clone() for p in game.G.parameters()]
     stats = game.play(3)
     assert stats["step"] == 3 and game.step == 3 and len(game.history["d_loss"]) == 1
     assert any(not torch.equal(a, b) for a, b in zip(before, game.G.parameters()))
     game.set(loss="wasserstein", gp_weight=0.1, lr_d=2e-3)
-    assert game.opt_d.param_groups[0]["lr"] == 2e-3 and game.snapshot()["output"] == "score"
+    assert game.opt_d.param_groups[0]["lr"] == 2e-3 and gl.viz.game_snapshot_of(game)["output"] == "score"
     assert "gp" in game.play(1)
     game.reset()
     assert game.step == 0 and all(torch.equal(a, b) for a, b in zip(before, game.G.parameters()))
@@ -201,14 +207,14 @@ def test_toy_game_steps_changes_settings_and_resets():
     with pytest.raises(ValueError, match="n_critic"):
         game.set(n_critic=0)
     with pytest.raises(ValueError, match="batch_size"):
-        gl.viz.ToyGame(data, batch_size=1000)
+        gl.train.ToyGame(data, batch_size=1000)
 
 
 def test_game_explorer_widgets_play_and_reset():
     widgets = pytest.importorskip("ipywidgets")
     data = gl.data.ring_of_gaussians(300, seed=0)
-    box = gl.viz.game_explorer(data, centers=gl.data.ring_centers(), std=0.02, batch_size=32, hidden_dim=16,
-                               steps_per_click=20)
+    game = gl.train.ToyGame(data, batch_size=32, hidden_dim=16)
+    box = gl.viz.game_explorer(game, centers=gl.data.ring_centers(), std=0.02, steps_per_click=20)
     assert isinstance(box, widgets.HBox)
     controls, image = box.children
     assert image.value[:4] == b"\x89PNG"
@@ -220,7 +226,7 @@ def test_game_explorer_widgets_play_and_reset():
     buttons.children[1].click()  # Reset
     assert box.game.step == 0
     with pytest.raises(ValueError, match="centers and std"):
-        gl.viz.game_explorer(data, centers=gl.data.ring_centers())
+        gl.viz.game_explorer(game, centers=gl.data.ring_centers())
 
 
 def test_registry_lists_the_toy_pair_apart_from_image_gans():

@@ -183,18 +183,20 @@ def tiny_vae(seed=0):
 
 def test_fit_vae_learns_and_is_reproducible():
     data = toy_images()
-    a = gl.fit_vae(tiny_vae(), data, steps=60, batch_size=16, lr=3e-3, log_every=5, progress=False, device="cpu")
+    config = gl.train.VAEConfig(steps=60, batch_size=16, lr=3e-3, log_every=5, progress=False, device="cpu")
+    a = gl.fit_vae(tiny_vae(), data, config)
     assert a.step == 60 and a.stopped == "steps"
     assert set(a.history) == {"step", "loss", "recon", "kl", "seconds"} and a.history["step"][-1] == 60
     assert sum(a.history["loss"][-3:]) < 0.8 * sum(a.history["loss"][:3])
-    b = gl.fit_vae(tiny_vae(), data, steps=60, batch_size=16, lr=3e-3, log_every=5, progress=False, device="cpu")
+    with pytest.warns(DeprecationWarning, match="VAEConfig"):  # the old keyword form, the same run
+        b = gl.fit_vae(tiny_vae(), data, steps=60, batch_size=16, lr=3e-3, log_every=5, progress=False, device="cpu")
     sa, sb = a.vae.state_dict(), b.vae.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def test_fit_vae_stops_on_its_time_budget():
-    result = gl.fit_vae(tiny_vae(), toy_images(), steps=10**6, batch_size=16, max_minutes=1e-4,
-                        progress=False, device="cpu")
+    result = gl.fit_vae(tiny_vae(), toy_images(), gl.train.VAEConfig(
+        steps=10**6, batch_size=16, max_minutes=1e-4, progress=False, device="cpu"))
     assert result.stopped == "time" and result.step < 10**6
 
 
@@ -204,4 +206,6 @@ def test_fit_vae_argument_errors():
     for kw, name in ((dict(steps=0), "steps"), (dict(batch_size=0), "batch_size"), (dict(lr=0.0), "lr"),
                      (dict(max_minutes=-1.0), "max_minutes"), (dict(batch_size=1000), "batch_size")):
         with pytest.raises(ValueError, match=name):
-            gl.fit_vae(tiny_vae(), toy_images(), progress=False, **kw)
+            gl.fit_vae(tiny_vae(), toy_images(), gl.train.VAEConfig(progress=False, **kw))
+    with pytest.raises(TypeError, match="VAEConfig"):
+        gl.fit_vae(tiny_vae(), toy_images(), gl.train.TrainConfig())

@@ -1,4 +1,5 @@
 """The training loop: steps, fit, exact resume, time budget, divergence, configs, sampling."""
+import functools
 import math
 
 import pytest
@@ -10,28 +11,18 @@ from ganlab.losses import get_loss
 from ganlab.train import TrainConfig, autocast_context, d_step, ema_decay, fit, g_step, make_optimizers, sample
 
 
-def tiny_gan(seed=0):
-    torch.manual_seed(seed)
-    return gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4)
-
-
-def toy_images(n=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 1, 12, 12, generator=g) * 2 - 1
-
-
-def cfg(**kw):
-    base = dict(steps=6, batch_size=8, progress=False, log_every=1, n_samples=4)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
 def state_equal(a: nn.Module, b: nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_d_step_moves_only_d_and_g_step_moves_only_g():
+@pytest.fixture
+def cfg(train_config):
+    # this module's runs: 6 steps, a history row per step
+    return functools.partial(train_config, steps=6, log_every=1)
+
+
+def test_d_step_moves_only_d_and_g_step_moves_only_g(tiny_gan, toy_images, cfg):
     G, D = tiny_gan()
     opt_g, opt_d = make_optimizers(G, D, cfg())
     d_loss, g_loss = get_loss("non_saturating")
@@ -49,7 +40,7 @@ def test_d_step_moves_only_d_and_g_step_moves_only_g():
     assert all(p.grad is None for p in D.parameters())   # and no gradient was computed for it
 
 
-def test_discriminator_learns_to_separate_fixed_batches():
+def test_discriminator_learns_to_separate_fixed_batches(tiny_gan, toy_images, cfg):
     G, D = tiny_gan()
     opt_g, opt_d = make_optimizers(G, D, cfg(lr_d=2e-3))
     d_loss, _ = get_loss("non_saturating")
@@ -60,7 +51,7 @@ def test_discriminator_learns_to_separate_fixed_batches():
     assert last < 0.5 * first
 
 
-def test_fit_smoke_history_samples_and_checkpoint(tmp_path):
+def test_fit_smoke_history_samples_and_checkpoint(tmp_path, tiny_gan, toy_images, cfg):
     G, D = tiny_gan()
     seen = []
     result = fit(G, D, toy_images(), cfg(sample_every=3, ema_half_life=100.0), out_dir=tmp_path,
@@ -77,7 +68,7 @@ def test_fit_smoke_history_samples_and_checkpoint(tmp_path):
     assert state_equal(G2, result.G_ema)
 
 
-def test_fit_accepts_datasets_of_pairs():
+def test_fit_accepts_datasets_of_pairs(tiny_gan, toy_images, cfg):
     G, D = tiny_gan()
     pairs = [(x, 0) for x in toy_images(20)]
     result = fit(G, D, pairs, cfg(steps=2))
@@ -85,7 +76,7 @@ def test_fit_accepts_datasets_of_pairs():
 
 
 @pytest.mark.parametrize("extra", [{}, {"ema_half_life": 50.0, "n_critic": 2, "gp_weight": 10.0, "loss": "wasserstein"}])
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra):
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra, tiny_gan, toy_images, cfg):
     straight_G, straight_D = tiny_gan()
     straight = fit(straight_G, straight_D, toy_images(), cfg(steps=7, **extra))
 
@@ -101,17 +92,17 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra):
     assert resumed.history["d_loss"] == straight.history["d_loss"]
 
 
-def test_resume_rejects_a_different_config(tmp_path):
+def test_resume_rejects_a_different_config(tmp_path, tiny_gan, toy_images, cfg):
     fit(*tiny_gan(), toy_images(), cfg(steps=2), out_dir=tmp_path)
     with pytest.raises(ValueError, match="differs from the checkpoint's in lr_d"):
         fit(*tiny_gan(), toy_images(), cfg(steps=4, lr_d=1e-3), out_dir=tmp_path, resume=True)
 
 
-def test_resume_true_without_checkpoint_starts_fresh(tmp_path):
+def test_resume_true_without_checkpoint_starts_fresh(tmp_path, tiny_gan, toy_images, cfg):
     assert fit(*tiny_gan(), toy_images(), cfg(steps=2), out_dir=tmp_path, resume=True).step == 2
 
 
-def test_time_budget_stops_and_checkpoints(tmp_path):
+def test_time_budget_stops_and_checkpoints(tmp_path, tiny_gan, toy_images, cfg):
     result = fit(*tiny_gan(), toy_images(), cfg(steps=10**6, max_minutes=0.02), out_dir=tmp_path)
     assert result.stopped == "time" and 0 < result.step < 10**6
     assert gl.load_checkpoint(tmp_path / "checkpoint.pt")["step"] == result.step
@@ -129,7 +120,7 @@ class NaNCritic(nn.Module):
         return out * math.nan if self.calls > self.after else out
 
 
-def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, tiny_gan, toy_images, cfg):
     G, _ = tiny_gan()
     # 3 calls of D per step (real, fake, fake for G): NaN from the 3rd step on
     with pytest.raises(FloatingPointError, match="diverged at step 3"):
@@ -139,7 +130,7 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     assert all(torch.isfinite(v).all() for v in state["D"].values())
 
 
-def test_overflowing_weights_are_never_checkpointed(tmp_path):
+def test_overflowing_weights_are_never_checkpointed(tmp_path, tiny_gan, toy_images, cfg):
     # absurd learning rates: the step-3 loss is finite but its update overflows the weights
     G, D = tiny_gan()
     config = cfg(steps=20, loss="wasserstein", lr_d=1e12, lr_g=1e12, checkpoint_every=1)
@@ -166,7 +157,7 @@ def test_config_round_trip_and_unknown_fields():
         TrainConfig.from_dict({"stepz": 3})
 
 
-def test_fit_argument_errors(tmp_path):
+def test_fit_argument_errors(tmp_path, tiny_gan, toy_images, cfg):
     G, D = tiny_gan()
     with pytest.raises(ValueError, match="batch_size"):
         fit(G, D, toy_images(4), cfg(batch_size=8))
@@ -178,7 +169,7 @@ def test_fit_argument_errors(tmp_path):
         fit(D, D, toy_images(), cfg())
 
 
-def test_precision_is_a_no_op_on_cpu_and_fp16_needs_cuda():
+def test_precision_is_a_no_op_on_cpu_and_fp16_needs_cuda(tiny_gan, toy_images, cfg):
     cpu = torch.device("cpu")
     for precision in ("fp32", "bf16", "fp16"):
         ctx = autocast_context(cpu, precision)
@@ -195,7 +186,7 @@ def test_ema_decay_half_life():
     assert decay ** 100 == pytest.approx(0.5)  # 100 steps of 64 images halve the weight of the past
 
 
-def test_sample_is_seeded_in_range_and_restores_mode():
+def test_sample_is_seeded_in_range_and_restores_mode(tiny_gan):
     G, _ = tiny_gan()
     G.train()
     a, b = sample(G, 10, seed=3), sample(G, 10, seed=3)
@@ -208,22 +199,34 @@ def test_sample_is_seeded_in_range_and_restores_mode():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_mixed_precision_on_cuda(precision):
+def test_mixed_precision_on_cuda(precision, tiny_gan, toy_images, cfg):
     result = fit(*tiny_gan(), toy_images(), cfg(steps=3, device="cuda", precision=precision, gp_weight=1.0))
     assert result.step == 3 and math.isfinite(result.history["d_loss"][-1])
 
 
-def test_class_conditional_fit_and_balanced_sampling():
-    torch.manual_seed(0)
-    G, D = gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4, num_classes=3)
-    labelled = torch.utils.data.TensorDataset(toy_images(), torch.arange(64) % 3)
-    result = fit(G, D, labelled, cfg(steps=3))
-    assert result.step == 3
+def test_class_conditional_fit_learns_each_class_and_samples_balanced(tiny_gan, toy_images, cfg):
+    # a constructed case: class k's images are flat grey at level -0.6, 0 or 0.6; a fresh G gives ~0 for all,
+    # so only a G that learned to follow its label gets every class's mean pixel right
+    G, D = tiny_gan(num_classes=3)
+    labels = torch.arange(96) % 3
+    levels = torch.tensor([-0.6, 0.0, 0.6])
+    flat = torch.utils.data.TensorDataset(levels[labels].view(-1, 1, 1, 1).expand(-1, 1, 12, 12).clone(), labels)
+    asked = torch.arange(3).repeat_interleave(20)
+
+    def class_means():
+        x = sample(G, 60, seed=1, labels=asked)
+        return torch.stack([x[asked == k].mean() for k in range(3)])
+
+    before = (class_means() - levels).abs().max()
+    result = fit(G, D, flat, cfg(steps=150, batch_size=24, lr_g=2e-3, lr_d=2e-3, log_every=10, n_samples=3))
+    after = class_means()
+    assert result.step == 150 and before > 0.5
+    assert (after - levels).abs().max() < 0.15, after
     assert torch.equal(gl.train.balanced_labels(7, 3), torch.tensor([0, 1, 2, 0, 1, 2, 0]))
     images = sample(G, 6, seed=0)
     assert images.shape == (6, 1, 12, 12)
     assert torch.equal(images, sample(G, 6, seed=0, labels=torch.tensor([0, 1, 2, 0, 1, 2])))
     with pytest.raises(ValueError, match="no labels"):
-        fit(*gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4, num_classes=3), toy_images(), cfg())
+        fit(*tiny_gan(num_classes=3), toy_images(), cfg())
     with pytest.raises(ValueError, match="labels: G is unconditional"):
         sample(tiny_gan()[0], 2, labels=torch.tensor([0, 1]))

@@ -5,42 +5,36 @@ least-squares losses (tests/test_losses.py) and DiffAugment (tests/test_augment.
 tests next to their code; here are TTUR and the EMA of the generator, which live in the training loop,
 and the end-to-end property of each regulariser as fit applies it.
 """
+import functools
+
 import pytest
 import torch
 from torch import nn
 
 import ganlab as gl
-from ganlab.train import TrainConfig, fit
+from ganlab.train import fit
 
 
-def tiny_gan(seed=0, **kw):
-    torch.manual_seed(seed)
-    return gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4, **kw)
+@pytest.fixture
+def cfg(train_config):
+    # this module's runs: 3 steps in the plain layout
+    return functools.partial(train_config, steps=3, channels_last=False)
 
 
-def images(n=64):
-    return torch.rand(n, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 2 - 1
-
-
-def cfg(**kw):
-    return TrainConfig(**{"steps": 3, "batch_size": 8, "progress": False, "n_samples": 4, "device": "cpu",
-                          "channels_last": False, **kw})
-
-
-def test_ttur_gives_each_player_its_own_learning_rate():
+def test_ttur_gives_each_player_its_own_learning_rate(tiny_gan, toy_images, cfg):
     """Heusel et al. 2017: D and G use different step sizes. With Adam's first step, every parameter moves
     by about its learning rate, so the ratio of the largest moves is the ratio of the rates."""
     G, D = tiny_gan()
     g0 = [p.detach().clone() for p in G.parameters()]
     d0 = [p.detach().clone() for p in D.parameters()]
-    fit(G, D, images(), cfg(steps=1, lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.999)))
+    fit(G, D, toy_images(), cfg(steps=1, lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.999)))
     g_move = max((p - q).abs().max().item() for p, q in zip(G.parameters(), g0))
     d_move = max((p - q).abs().max().item() for p, q in zip(D.parameters(), d0))
     assert g_move == pytest.approx(1e-4, rel=0.05)
     assert d_move == pytest.approx(4e-4, rel=0.05)
 
 
-def test_ema_generator_is_the_exponential_average_of_the_iterates():
+def test_ema_generator_is_the_exponential_average_of_the_iterates(tiny_gan, toy_images, cfg):
     """G_ema after n steps = sum of decayed iterates (Yazici et al. 2019), checked against a hand-kept
     average of the weights fit produced at each step."""
     G, D = tiny_gan()
@@ -52,19 +46,19 @@ def test_ema_generator_is_the_exponential_average_of_the_iterates():
             # AveragedModel copies the first iterate, then avg = decay * avg + (1 - decay) * new
             kept[name] = p.detach().clone() if name not in kept else decay * kept[name] + (1 - decay) * p.detach()
 
-    result = fit(G, D, images(), cfg(steps=5, ema_half_life=40.0), callbacks={"on_step_end": [track]})
+    result = fit(G, D, toy_images(), cfg(steps=5, ema_half_life=40.0), callbacks={"on_step_end": [track]})
     for name, p in result.G_ema.named_parameters():
         torch.testing.assert_close(p, kept[name], rtol=1e-5, atol=1e-6)
     assert not torch.equal(result.G_ema.net[0].weight, result.G.net[0].weight)
 
 
-def test_spectral_norm_keeps_d_one_lipschitz_during_training():
+def test_spectral_norm_keeps_d_one_lipschitz_during_training(tiny_gan, toy_images, cfg):
     """Miyato et al. 2018: after training steps every normalised layer still has spectral norm about 1,
     while the raw weights underneath do not. One power iteration per forward pass tracks the largest
     singular value; at the CLI's learning rate (1e-3, here 2e-3) the estimate keeps up within a few per cent
     (at 1e-2 it lags by up to 15-20% over a few steps)."""
     G, D = tiny_gan(d_spectral_norm=True)
-    fit(G, D, images(), cfg(steps=5, lr_d=2e-3))
+    fit(G, D, toy_images(), cfg(steps=5, lr_d=2e-3))
     D.eval()
     checked = 0
     with torch.no_grad():

@@ -1,0 +1,197 @@
+"""``fit``: the GAN training loop around :func:`d_step` and :func:`g_step`, in labelled sections.
+
+Taught in ``book/04_implementation.ipynb``. ``fit`` only organises the two steps (:mod:`.steps`):
+device, speed levers, the data order, the EMA of G, logging, progress bar, samples from fixed noise,
+checkpoints and exact resume. It is written in sections, as NVlabs' ``training_loop``, with no closures:
+everything that changes lives in the :class:`~.loop.Run` (step, history, clock) or the
+:class:`~.checkpoints.GANState` (networks, optimisers, scalers, EMA).
+
+Exact resume: the batch order and every noise draw are functions of ``(seed, step)`` (:mod:`.batches`),
+and a checkpoint holds every piece of state that changes, so a run stopped and resumed ends with the same
+weights as one that never stopped (on the CPU; GPU kernels may be non-deterministic).
+
+The EMA of G follows NVlabs' half-life rule: after each step ``G_ema <- β G_ema + (1 - β) G`` with
+``β = 0.5 ** (batch_size / half_life_images)`` (Karras et al. 2018, https://arxiv.org/abs/1710.10196).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from ..losses import get_loss
+from ..utils import atomic_write, check_positive_float, check_positive_int, get_device, tune_cpu_allocator
+from .batches import Batches, step_generator
+from .checkpoints import GANState, resume_gan, write_gan_checkpoint
+from .config import CALLBACK_EVENTS, CHECKPOINT_NAME, TrainConfig, TrainResult
+from .levers import (autocast_context, make_optimizers, make_scaler, resolve_channels_last, resolve_precision,
+                     speed_settings)
+from .loop import Run, check_callbacks
+from .nets import call, noise, unwrap
+from .sampling import sample
+from .steps import discriminator_update, generator_update
+
+__all__ = ["fit", "ema_decay"]
+
+
+def ema_decay(batch_size: int, half_life_images: float) -> float:
+    """Per-step EMA decay with a half-life in images: ``0.5 ** (batch_size / half_life)`` (Karras et al.)."""
+    check_positive_int("batch_size", batch_size)
+    check_positive_float("half_life_images", half_life_images)
+    return 0.5 ** (batch_size / half_life_images)
+
+
+def _check_arguments(G: Any, D: Any, config: Any, out_dir: Any, resume: Any, callbacks: Any) -> None:
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(G, nn.Module) or not hasattr(G, "z_dim"):
+        raise TypeError("G must be an nn.Module with a `z_dim` attribute")
+    if not isinstance(D, nn.Module):
+        raise TypeError("D must be an nn.Module")
+    if resume is True and out_dir is None:
+        raise ValueError("resume=True needs out_dir (the folder holding checkpoint.pt)")
+    check_callbacks(callbacks, CALLBACK_EVENTS)
+
+
+def _callback_state(run: Run, state: GANState, config: TrainConfig, **extra: Any) -> SimpleNamespace:
+    return SimpleNamespace(step=run.step, G=state.G, D=state.D,
+                           G_ema=unwrap(state.G_ema) if state.G_ema is not None else None,
+                           history=run.history, config=config, **extra)
+
+
+def _save_grid(images: torch.Tensor, path: Path) -> None:
+    from torchvision.utils import save_image
+
+    nrow = max(1, int(math.sqrt(len(images))))
+    atomic_write(path, lambda tmp: save_image(images, tmp, format="png", nrow=nrow, normalize=True,
+                                              value_range=(-1, 1)))
+
+
+def _take_samples(run: Run, state: GANState, config: TrainConfig, fixed_z: torch.Tensor,
+                  samples: list, out_dir: Path | None) -> None:
+    """Images of the fixed noise (from the EMA of G when there is one): kept, saved, sent to callbacks."""
+    images = sample(state.G_ema if state.G_ema is not None else state.G, config.n_samples, z=fixed_z)
+    samples.append((run.step, images))
+    if out_dir is not None:
+        _save_grid(images, out_dir / f"samples_{run.step:06d}.png")
+    run.emit("on_sample", _callback_state(run, state, config, images=images))
+
+
+def _checkpoint(run: Run, state: GANState, config: TrainConfig, out_dir: Path) -> None:
+    # a finite loss can still be followed by an update that overflows the weights: never checkpoint those
+    bad = [name for name, net in (("G", state.G), ("D", state.D))
+           if not all(bool(torch.isfinite(p).all()) for p in net.parameters())]
+    if bad:
+        raise run.diverged(f"{' and '.join(bad)} has non-finite weights")
+    run.saved(write_gan_checkpoint(out_dir / CHECKPOINT_NAME, state, config, run.step, run.history))
+
+
+def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None, *,
+        out_dir: str | Path | None = None, resume: bool | str | Path = False,
+        callbacks: Mapping[str, Iterable[Callable]] | None = None) -> TrainResult:
+    """Train ``G`` against ``D`` on ``data`` (a tensor of images in [-1, 1], or a dataset of them).
+
+    Args:
+        G, D: the generator (with a ``z_dim`` attribute) and the discriminator (returning logits).
+        data: images ``(N, C, H, W)`` in [-1, 1], a ``TensorDataset`` or any dataset of ``(image, label)``.
+        config: a :class:`TrainConfig` (defaults when ``None``).
+        out_dir: folder for ``checkpoint.pt`` and sample grids; ``None`` writes nothing.
+        resume: ``True`` continues from ``out_dir/checkpoint.pt`` when it exists; a path continues from
+            that checkpoint. The config must match the checkpoint's except for steps, device, logging,
+            sampling, checkpoint interval, time budget, progress bar and most speed levers.
+        callbacks: ``{"on_step_end": [fn], "on_sample": [fn]}``; each ``fn(state)`` gets a namespace with
+            ``step``, ``G``, ``D``, ``G_ema``, ``history``, ``config`` (and ``images`` for ``on_sample``).
+
+    The modules are trained in place (moved to the config's device) and returned in the result.
+    """
+    # ---- arguments
+    config = config if config is not None else TrainConfig()
+    out_dir = Path(out_dir) if out_dir is not None else None
+    _check_arguments(G, D, config, out_dir, resume, callbacks)
+
+    # ---- setup: device, speed levers, data order, networks, optimisers, EMA
+    device = get_device(config.device)
+    precision = resolve_precision(device, config.precision)
+    autocast = autocast_context(device, precision)
+    levers = speed_settings(config, device, D=D)
+    if levers["tune_allocator"]:
+        tune_cpu_allocator()
+    batches = Batches(data, config.batch_size, config.seed)
+    layout = torch.channels_last if resolve_channels_last(config.channels_last, batches(0)[0]) \
+        else torch.contiguous_format
+    G.to(device, memory_format=layout).train()
+    D.to(device, memory_format=layout).train()
+    d_loss_fn, g_loss_fn = get_loss(config.loss)
+    opt_g, opt_d = make_optimizers(G, D, config)
+    G_ema = None
+    if config.ema_half_life is not None:
+        decay = ema_decay(config.batch_size, config.ema_half_life)
+        G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    state = GANState(G=G, D=D, opt_g=opt_g, opt_d=opt_d, scaler_g=make_scaler(device, precision),
+                     scaler_d=make_scaler(device, precision), G_ema=G_ema)
+    # the compiled modules share their parameters with G and D; penalties need double backward, which
+    # compiled graphs do not support, so they call the eager D
+    G_run, D_run = (torch.compile(G), torch.compile(D)) if config.compile else (G, D)
+    conditional = getattr(G, "num_classes", None) is not None
+    if conditional and batches.labels is None and batches.dataset is None:
+        raise ValueError("data: G is class-conditional but the data has no labels")
+
+    # ---- resume
+    step, history = 0, {}
+    if resume is not False:
+        path = Path(resume) if resume is not True else out_dir / CHECKPOINT_NAME
+        if path.exists() or resume is not True:
+            step, history = resume_gan(path, state, config, device)
+    fixed_z = torch.randn(config.n_samples, G.z_dim, generator=torch.Generator().manual_seed(config.seed))
+    samples: list[tuple[int, torch.Tensor]] = []
+
+    # ---- loop: n_critic steps of D, then one of G on D's last generated batch
+    with Run(steps=config.steps, step=step, history=history, log_every=config.log_every,
+             max_minutes=config.max_minutes, progress=config.progress, desc="training",
+             postfix={"d_loss": ".3f", "g_loss": ".3f"}, callbacks=callbacks, events=CALLBACK_EVENTS,
+             checkpoints=True, advice="Lower the learning rates or use a bounded loss (hinge, least_squares).") as run:
+        while run.running():
+            for j in range(config.n_critic):
+                index = run.step * config.n_critic + j            # batch and noise are functions of it
+                gen = step_generator(config.seed, index)
+                real, labels = batches(index)
+                real = real.to(device, non_blocking=True, memory_format=layout)   # (B, C, H, W)
+                if conditional and labels is None:
+                    raise ValueError("data: G is class-conditional but the data has no labels")
+                labels = labels.to(device, non_blocking=True) if conditional else None
+                last = j == config.n_critic - 1
+                with autocast, torch.set_grad_enabled(last):  # only the last batch feeds G's step
+                    fake = call(G_run, noise(real.shape[0], G.z_dim, device, gen), labels)
+                d_stats = discriminator_update(
+                    G_run, D_run, real, opt_d, d_loss_fn, labels=labels, fake=fake, gp_weight=config.gp_weight,
+                    r1_weight=config.r1_weight, augment=config.augment, scaler=state.scaler_d, autocast=autocast,
+                    generator=gen, penalty_D=D, joint=levers["joint_d_batch"])
+            # G's step reuses the last generated batch, still attached to G's graph (as pytorch/examples)
+            g_stats = generator_update(
+                G_run, D_run, config.batch_size, opt_g, g_loss_fn, labels=labels, fake=fake,
+                augment=config.augment, scaler=state.scaler_g, autocast=autocast, generator=gen,
+                skip_d_grads=config.skip_d_grads)
+            if G_ema is not None:
+                G_ema.update_parameters(G)
+            run.end_step({**d_stats, **g_stats}, finite=("d_loss", "g_loss"))
+            if run.due(config.sample_every):
+                _take_samples(run, state, config, fixed_z, samples, out_dir)
+            if out_dir is not None and run.due(config.checkpoint_every):
+                _checkpoint(run, state, config, out_dir)
+            run.emit("on_step_end", _callback_state(run, state, config))
+
+    # ---- finish: samples and a checkpoint of the last step
+    if not samples or samples[-1][0] != run.step:
+        _take_samples(run, state, config, fixed_z, samples, out_dir)
+    if out_dir is not None and run.checkpoint_step != run.step:
+        _checkpoint(run, state, config, out_dir)
+    return TrainResult(G=G, D=D, G_ema=copy.deepcopy(unwrap(G_ema)) if G_ema is not None else None,
+                       history=run.history, samples=samples, step=run.step, config=config, stopped=run.stopped,
+                       seconds=run.seconds, checkpoint=run.checkpoint)

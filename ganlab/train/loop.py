@@ -1,0 +1,152 @@
+"""The run skeleton every training loop shares: budget, progress bar, history, divergence stop, cadence.
+
+``ganlab.fit``, ``fit_vae``, ``fit_pix2pix``, the metrics' classifier and the 2-D :class:`ToyGame` all
+loop the same way; only what happens inside a step differs. Lightning calls this "not abstracted, just
+organised"; minGPT's ``Trainer`` is the same idea with its tiny event hook. A loop reads::
+
+    with Run(steps=config.steps, log_every=config.log_every, max_minutes=config.max_minutes,
+             progress=config.progress, desc="training") as run:
+        while run.running():                      # steps left, and time left (else stopped = "time")
+            stats = update(batches(run.step))     # the loop's own step, on batch number `run.step`
+            run.end_step(stats, finite=("loss",))  # count it, stop on NaN/inf, log a row when due
+            if run.due(config.checkpoint_every):  # every k steps
+                ...
+            run.emit("on_step_end", state)        # callbacks
+
+A history row is ``{"step": k, <stats as floats>, "seconds": since the start}``, written every
+``log_every`` steps and at the last step; ``UNLIMITED_STEPS`` with ``max_minutes`` makes a run that only
+its time budget ends.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..utils import check_choice
+from .config import UNLIMITED_STEPS
+from .steps import as_floats
+
+__all__ = ["Run", "check_callbacks"]
+
+
+def check_callbacks(callbacks: Mapping[str, Iterable[Callable]] | None,
+                    events: tuple[str, ...]) -> dict[str, list[Callable]]:
+    """``{event: [fn, ...]}`` checked against the loop's ``events`` (a single callable is a list of one)."""
+    if callbacks is None:
+        return {}
+    if not isinstance(callbacks, Mapping):
+        raise TypeError("callbacks must be a dict like {'on_step_end': [fn, ...]}")
+    out = {}
+    for event, fns in callbacks.items():
+        check_choice("callbacks event", event, events)
+        fns = [fns] if callable(fns) else list(fns)
+        if not all(callable(f) for f in fns):
+            raise TypeError(f"callbacks[{event!r}] must hold callables")
+        out[event] = fns
+    return out
+
+
+class Run:
+    """The state of one call of a training loop, besides the networks: step, history, clock and bar.
+
+    Args:
+        steps: the step budget (the run ends when ``step`` reaches it).
+        step: the step to start from (a resumed run's), with its ``history``.
+        log_every: steps between history rows (a row is also written at the last step); ``None``: only then.
+        max_minutes: the wall-clock budget of this call; ``None``: no limit.
+        progress, desc: a tqdm bar, and its label.
+        postfix: ``{key: format}`` of the values the bar shows, e.g. ``{"d_loss": ".3f"}``.
+        timed: add a ``seconds`` column to each row.
+        check_logged: stop when a logged row holds a non-finite value (no sync in between).
+        callbacks, events: the callbacks and the events the loop emits.
+        advice: appended to the divergence error, e.g. "lower the learning rate".
+        checkpoints: the divergence error names the last checkpoint written (``self.checkpoint``).
+    """
+
+    def __init__(self, *, steps: int, step: int = 0, history: dict[str, list[float]] | None = None,
+                 log_every: int | None = None, max_minutes: float | None = None, progress: bool = False,
+                 desc: str = "training", postfix: Mapping[str, str] | None = None, timed: bool = True,
+                 check_logged: bool = False, callbacks: Mapping[str, Iterable[Callable]] | None = None,
+                 events: tuple[str, ...] = ("on_step_end",), advice: str = "", checkpoints: bool = False) -> None:
+        self.steps, self.step = steps, step
+        self.history = history if history is not None else {}
+        self.log_every, self.timed, self.check_logged = log_every, timed, check_logged
+        self.postfix, self.advice, self.checkpoints = dict(postfix or {}), advice, checkpoints
+        self.callbacks = check_callbacks(callbacks, events)
+        self.stopped = "steps"                  # "steps" (budget done) or "time" (max_minutes reached)
+        self.checkpoint: Path | None = None     # the last checkpoint written, and at which step
+        self.checkpoint_step = -1
+        self.start = time.perf_counter()
+        self.deadline = self.start + 60.0 * max_minutes if max_minutes is not None else math.inf
+        self.bar = tqdm(total=None if steps >= UNLIMITED_STEPS else steps, initial=min(step, steps),
+                        disable=not progress, desc=desc, unit="step", dynamic_ncols=True, mininterval=0.5)
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()
+
+    @property
+    def seconds(self) -> float:
+        """Wall-clock seconds since the run started."""
+        return time.perf_counter() - self.start
+
+    def running(self) -> bool:
+        """Whether to make another step: steps are left and so is time (else ``stopped = "time"``)."""
+        if self.step >= self.steps:
+            return False
+        if time.perf_counter() >= self.deadline:
+            self.stopped = "time"
+            return False
+        return True
+
+    def end_step(self, stats: Mapping[str, torch.Tensor | float], *, finite: tuple[str, ...] = ()) -> dict | None:
+        """Count a finished step; stop if a ``finite`` key of ``stats`` is NaN or infinite; log when due.
+
+        Returns the history row written (``None`` when none was due).
+        """
+        self.step += 1
+        if finite and not all(bool(torch.isfinite(torch.as_tensor(stats[k]))) for k in finite):
+            raise self.diverged(", ".join(f"{k}={float(stats[k])}" for k in finite))
+        self.bar.update(1)
+        if not (self.step == self.steps or (self.log_every and self.step % self.log_every == 0)):
+            return None
+        row = {"step": self.step, **as_floats(stats)}
+        if self.timed:
+            row["seconds"] = self.seconds
+        if self.check_logged and not all(math.isfinite(v) for v in row.values()):
+            raise self.diverged(str(row))
+        for k, v in row.items():
+            self.history.setdefault(k, []).append(v)
+        if self.postfix:
+            self.bar.set_postfix({k: format(row[k], f) for k, f in self.postfix.items() if k in row},
+                                 refresh=False)
+        return row
+
+    def due(self, every: int) -> bool:
+        """Whether this step is a multiple of ``every`` (0: never), e.g. for samples and checkpoints."""
+        return bool(every) and self.step % every == 0
+
+    def saved(self, path: Path) -> None:
+        """Record the checkpoint just written (the divergence error names it)."""
+        self.checkpoint, self.checkpoint_step = path, self.step
+
+    def diverged(self, what: str) -> FloatingPointError:
+        """The error that stops a run whose losses or weights stopped being finite."""
+        message = f"training diverged at step {self.step}: {what}"
+        if self.checkpoints:
+            message += (f"; the last good checkpoint "
+                        f"({self.checkpoint if self.checkpoint is not None else 'none written'}) was kept")
+        return FloatingPointError(f"{message}. {self.advice}" if self.advice else message)
+
+    def emit(self, event: str, state: Any) -> None:
+        """Call the callbacks registered for ``event`` with ``state``."""
+        for fn in self.callbacks.get(event, []):
+            fn(state)

@@ -1,0 +1,36 @@
+"""Fixtures shared by the unit tests: a tiny GAN, toy images, a short training config.
+
+Each is a factory (call it with overrides), so a test states only what differs from the shared setting.
+A module whose tests share other defaults derives its own factory in one line, e.g.
+``cfg = functools.partial(train_config, steps=6)`` inside a fixture.
+"""
+import pytest
+import torch
+
+import ganlab as gl
+
+
+@pytest.fixture
+def tiny_gan():
+    """``tiny_gan(seed=0, **builder_args) -> (G, D)``: a DCGAN pair for 12 x 12 grey images, seeded weights."""
+    def make(seed: int = 0, **kwargs):
+        torch.manual_seed(seed)
+        return gl.models.build_gan("dcgan", **{"z_dim": 8, "img_size": 12, "base_channels": 4, **kwargs})
+    return make
+
+
+@pytest.fixture
+def toy_images():
+    """``toy_images(n=64, seed=0, channels=1, size=12)``: uniform noise images in [-1, 1], ``(n, C, H, W)``."""
+    def make(n: int = 64, seed: int = 0, channels: int = 1, size: int = 12) -> torch.Tensor:
+        return torch.rand(n, channels, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return make
+
+
+@pytest.fixture
+def train_config():
+    """``train_config(**fields)``: a 4-step CPU ``TrainConfig`` on batches of 8, quiet, 4-image sample grids."""
+    def make(**kwargs) -> gl.TrainConfig:
+        return gl.TrainConfig(**{"steps": 4, "batch_size": 8, "progress": False, "n_samples": 4, "device": "cpu",
+                                 **kwargs})
+    return make
