@@ -240,7 +240,7 @@ def _sample(args, parser) -> int:
 def _evaluate(args, parser) -> int:
     import torch
 
-    from . import metrics
+    from .metrics import evaluate_run_samples, get_mnist_classifier, reference_features
     from .checkpoint import CheckpointError
     from .data import MNIST
     from .train import CHECKPOINT_NAME, balanced_labels, load_discriminator, load_generator, refine_latents, sample
@@ -274,7 +274,7 @@ def _evaluate(args, parser) -> int:
         train = MNIST(args.data_root, train=True, limit=args.n)
     except FileNotFoundError as exc:
         parser.error(f"argument --data-root: {exc}")
-    classifier = metrics.get_mnist_classifier(args.data_root, device=device, progress=sys.stderr.isatty())
+    classifier = get_mnist_classifier(args.data_root, device=device, progress=sys.stderr.isatty())
 
     # the images `sample` writes, in [-1, 1] at 28 x 28
     z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed))
@@ -287,13 +287,13 @@ def _evaluate(args, parser) -> int:
     if images.shape[-1] == 32:
         images = images[..., 2:30, 2:30]                          # MNIST trained padded: back to 28 x 28
 
-    reference = metrics.reference_features(held.images, classifier)
+    reference = reference_features(held.images, classifier)
     rows = [(f"samples (n={args.n})", images), (f"real train digits (n={len(train)})", train.images)]
     print(f"{G.__class__.__name__} from {path}, scored against {reference['n']} held-out MNIST digits "
           f"on the domain classifier's features (held-out accuracy {classifier.heldout_accuracy:.3f})")
     print(f"{'':32} {'Fréchet':>8} {'KID':>18} {'precision':>9} {'recall':>7} {'confident':>9} {'entropy':>8}")
     for name, x in rows:
-        s = metrics.evaluate_run_samples(x, classifier=classifier, reference=reference, seed=args.seed)
+        s = evaluate_run_samples(x, classifier=classifier, reference=reference, seed=args.seed)
         kid = f"{s['kid']:.4g} ± {s['kid_std']:.2g}"  # its scale follows the features': 4 digits, any size
         print(f"{name:32} {s['fd']:8.3f} {kid:>18} {s['precision']:9.3f} {s['recall']:7.3f} "
               f"{s['confident']:9.3f} {s['entropy']:8.3f}")
