@@ -30,13 +30,7 @@ from .recipes import MNIST as MNIST_RECIPE
 from .recipes import SAMPLE_REFINE
 
 # the defaults of `train` and `sample` are ganlab.recipes.MNIST and ganlab.recipes.SAMPLE_REFINE (measured
-# there); every value can be overridden by a flag. MNIST_DEFAULTS is the recipe as the flat dictionary
-# that chapters 3 and 4 read (deprecated: they switch to ganlab.recipes.MNIST), in its old key order.
-MNIST_DEFAULTS = dict(
-    **{k: MNIST_RECIPE.model_args[k] for k in ("z_dim", "base_channels", "extra_layers", "residual")},
-    batch_size=MNIST_RECIPE.config.batch_size, lr_g=MNIST_RECIPE.config.lr_g, lr_d=MNIST_RECIPE.config.lr_d,
-    beta1=MNIST_RECIPE.config.betas[0], beta2=MNIST_RECIPE.config.betas[1], ema_half_life=MNIST_RECIPE.config.ema_half_life,
-    loss=MNIST_RECIPE.config.loss, spectral_norm=MNIST_RECIPE.model_args["d_spectral_norm"])
+# there); every value can be overridden by a flag.
 
 
 # config fields whose flag is not simply --field-name

@@ -4,20 +4,18 @@ import torch
 import torch.nn.functional as F
 
 import ganlab as gl
-from ganlab.models import PatchGANDiscriminator, UNetGenerator, build_translation
+from ganlab.models import PatchGANDiscriminator, UNetGenerator, build_pix2pix
 from ganlab.translate import Pix2PixConfig, fit_pix2pix, translate, translation_step
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", ["pix2pix"])
 @pytest.mark.parametrize("in_channels, out_channels, size, depth", [(1, 1, 28, 2), (2, 1, 28, 2), (1, 3, 32, 3),
                                                                      (3, 3, 16, 1)])
-def test_shapes_range_and_patch_logits(name, in_channels, out_channels, size, depth, device):
+def test_shapes_range_and_patch_logits(in_channels, out_channels, size, depth, device):
     torch.manual_seed(0)
-    G, D = build_translation(name, in_channels=in_channels, out_channels=out_channels, base_channels=4,
-                             g_depth=depth)
+    G, D = build_pix2pix(in_channels=in_channels, out_channels=out_channels, base_channels=4, g_depth=depth)
     G, D = G.to(device), D.to(device)
     x = (torch.rand(3, in_channels, size, size) * 2 - 1).to(device)
     y = G(x)
@@ -62,16 +60,14 @@ def test_argument_errors_name_the_argument():
         D(torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16))
     with pytest.raises(ValueError, match="x must have shape"):
         D(torch.zeros(1, 3, 16, 16), torch.zeros(1, 2, 16, 16))
-    with pytest.raises(ValueError, match="pix2pix"):
-        build_translation("unet9")
     with pytest.raises(TypeError, match="z_dim"):
-        build_translation("pix2pix", z_dim=3)
+        build_pix2pix(z_dim=3)
 
 
 def pair(seed=0, base=4, residual=False):
     torch.manual_seed(seed)
-    return build_translation("pix2pix", in_channels=1, out_channels=1, base_channels=base, g_depth=1, d_n_layers=1,
-                             g_residual=residual)
+    return build_pix2pix(in_channels=1, out_channels=1, base_channels=base, g_depth=1, d_n_layers=1,
+                         g_residual=residual)
 
 
 def toy_pairs(n=32, size=8):

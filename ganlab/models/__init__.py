@@ -42,7 +42,6 @@ __all__ = [
     "build_toy",
     "build_pix2pix",
     "build_gan",
-    "build_translation",
     "list_models",
     "register_gan",
     "GAN_REGISTRY",
@@ -162,15 +161,6 @@ def build_gan(name: str, **kwargs) -> Pair:
     docstring): ``build_gan("dcgan", **kw)`` is ``build_dcgan(**kw)``, ``build_gan("toy", **kw)`` is
     ``build_toy(**kw)``. An argument the builder does not take is a ``TypeError`` naming it."""
     return _dispatch("build_gan", _BUILDERS, name, kwargs)
-
-
-def build_translation(name: str, **kwargs) -> Pair:
-    """``build_translation("pix2pix", **kw)`` is :func:`build_pix2pix` (the book's one image-to-image pair).
-
-    Kept for ``book/05b_image_restoration.ipynb`` until it calls ``build_pix2pix`` directly; the registry of
-    translation models it used to read had that single entry and is gone.
-    """
-    return _dispatch("build_translation", {"pix2pix": build_pix2pix}, name, kwargs)
 
 
 register_gan("dcgan", DCGANGenerator, DCGANDiscriminator, build_dcgan)
