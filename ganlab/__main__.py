@@ -188,13 +188,27 @@ def _train(args, parser) -> int:
     return 0
 
 
-def _sample(args, parser) -> int:
-    import numpy as np
+def _draw(G, D, args) -> "torch.Tensor":
+    """The ``(N, C, H, W)`` images in [-1, 1] that ``sample`` writes and ``evaluate`` scores: seeded noise,
+    balanced labels for a conditional G, then ``--refine-steps`` of refinement when ``D`` is given."""
     import torch
 
+    from .train import balanced_labels, refine_latents, sample
+
+    z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed))
+    num_classes = getattr(G, "num_classes", None)
+    labels = balanced_labels(args.n, num_classes) if num_classes is not None else None
+    if D is not None:
+        z = refine_latents(G, D, z, steps=args.refine_steps, step_size=args.refine_step_size, labels=labels,
+                           progress=sys.stderr.isatty())
+    return sample(G, args.n, z=z, labels=labels)
+
+
+def _sample(args, parser) -> int:
+    import numpy as np
+
     from .checkpoint import CheckpointError
-    from .train import (CHECKPOINT_NAME, balanced_labels, load_discriminator, load_generator, refine_latents,
-                        sample)
+    from .train import CHECKPOINT_NAME, load_discriminator, load_generator
 
     path = args.run_dir / CHECKPOINT_NAME if args.run_dir.is_dir() else args.run_dir
     if not path.is_file():
@@ -206,13 +220,7 @@ def _sample(args, parser) -> int:
         D = load_discriminator(path, device=args.device) if args.refine_steps else None
     except (CheckpointError, ValueError) as exc:
         parser.error(f"argument run_dir: {exc}")
-    z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed))
-    num_classes = getattr(G, "num_classes", None)
-    labels = balanced_labels(args.n, num_classes) if num_classes is not None else None
-    if D is not None:
-        z = refine_latents(G, D, z, steps=args.refine_steps, step_size=args.refine_step_size, labels=labels,
-                           progress=sys.stderr.isatty())
-    images = sample(G, args.n, z=z, labels=labels)                # (N, C, H, W) in [-1, 1]
+    images = _draw(G, D, args)                                    # (N, C, H, W) in [-1, 1]
     images = ((images + 1) / 2).clamp_(0, 1)                      # -> [0, 1]
     if images.shape[1] == 1:
         images = images[:, 0]                                     # (N, H, W) for grey images
@@ -232,12 +240,11 @@ def _sample(args, parser) -> int:
 
 
 def _evaluate(args, parser) -> int:
-    import torch
 
     from .metrics import evaluate_run_samples, get_mnist_classifier, reference_features
     from .checkpoint import CheckpointError
     from .data import MNIST
-    from .train import CHECKPOINT_NAME, balanced_labels, load_discriminator, load_generator, refine_latents, sample
+    from .train import CHECKPOINT_NAME, load_discriminator, load_generator
     from .utils import get_device
 
     try:
@@ -271,13 +278,7 @@ def _evaluate(args, parser) -> int:
     classifier = get_mnist_classifier(args.data_root, device=device, progress=sys.stderr.isatty())
 
     # the images `sample` writes, in [-1, 1] at 28 x 28
-    z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed))
-    num_classes = getattr(G, "num_classes", None)
-    labels = balanced_labels(args.n, num_classes) if num_classes is not None else None
-    if D is not None:
-        z = refine_latents(G, D, z, steps=args.refine_steps, step_size=args.refine_step_size, labels=labels,
-                           progress=sys.stderr.isatty())
-    images = sample(G, args.n, z=z, labels=labels)
+    images = _draw(G, D, args)
     if images.shape[-1] == 32:
         images = images[..., 2:30, 2:30]                          # MNIST trained padded: back to 28 x 28
 
