@@ -34,6 +34,19 @@ def test_run_stops_on_time_and_on_a_non_finite_value():
         Run(steps=1, callbacks={"on_epoch": []})
 
 
+def test_a_run_stopped_by_its_time_budget_ends_with_a_full_bar_and_a_crash_does_not():
+    # a notebook draws a closed bar short of its total in red, as if the run had crashed
+    with Run(steps=10**6, max_minutes=1e-6, progress=True) as run:
+        while run.running():
+            run.end_step({})
+    assert run.stopped == "time" and run.bar.n == run.bar.total == run.step
+    with pytest.raises(RuntimeError):
+        with Run(steps=10, progress=True) as crashed:
+            crashed.end_step({})
+            raise RuntimeError("boom")
+    assert crashed.bar.n == 1 and crashed.bar.total == 10
+
+
 def _imports(path: Path) -> list[tuple[str, list[str]]]:
     """(module named, names imported) for every import in a source file, relative ones resolved."""
     tree = ast.parse(path.read_text())

@@ -90,7 +90,12 @@ class Run:
     def __enter__(self) -> "Run":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None and self.stopped == "time" and self.bar.total != self.bar.n:
+            # the time budget is this run's end: a bar stopped short of `steps` would read as a crash
+            # (red in a notebook); a crash (an exception) keeps its unfinished bar
+            self.bar.total = self.bar.n
+            self.bar.refresh()
         self.bar.close()
 
     @property
