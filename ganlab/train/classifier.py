@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import check_bool, check_nonnegative_int, check_positive_float, check_positive_int
+from ..utils import check_bool, check_nonnegative_int, check_positive_float, check_positive_int, check_seed
 from .loop import Run
 
 __all__ = ["ClassifierConfig", "fit_classifier"]
@@ -37,7 +37,7 @@ class ClassifierConfig:
         check_positive_int("batch_size", self.batch_size)
         check_positive_float("lr", self.lr)
         check_nonnegative_int("max_shift", self.max_shift)
-        check_nonnegative_int("seed", self.seed)
+        check_seed("seed", self.seed)
         check_bool("progress", self.progress)
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import UsageError
 from ..utils import check_nonnegative_int, check_positive_float, check_positive_int, device_of
 from .nets import call, unwrap
 
@@ -31,9 +32,17 @@ def refine_latents(G: nn.Module, D: nn.Module, z: torch.Tensor, *, steps: int = 
     ``G`` and ``D`` run in eval mode (modes restored after); no weight changes or gains a gradient.
     ``steps=0`` returns ``z`` unchanged. A class-conditional pair needs the ``labels`` G draws for.
     ``progress`` shows a bar over the batches (each costs ``steps`` forward and backward passes of G and D).
+
+    ``step_size`` must be below 2: each step multiplies z by ``1 - step_size / 2`` before adding the
+    gradient, which for 2 or more no longer pulls z towards the prior but flips and grows it. A refinement
+    that still leaves z non-finite (a gradient that overflowed) raises a ``UsageError`` naming
+    ``step_size`` rather than returning NaN.
     """
     check_nonnegative_int("steps", steps)
     check_positive_float("step_size", step_size)
+    if step_size >= 2:
+        raise UsageError(f"step_size must be in (0, 2), got {step_size!r}: at 2 or more the prior's pull on z "
+                         f"overshoots and z grows without bound")
     check_positive_int("batch_size", batch_size)
     G, D = unwrap(G), unwrap(D)
     if not isinstance(D, nn.Module):
@@ -64,6 +73,9 @@ def refine_latents(G: nn.Module, D: nn.Module, z: torch.Tensor, *, steps: int = 
                     # only z's gradient is computed: autograd.grad skips the weights' gradients
                     grad, = torch.autograd.grad(logits.float().sum(), zi)
                 zi = (zi + 0.5 * step_size * (grad - zi)).detach()
+            if not bool(torch.isfinite(zi).all()):
+                raise UsageError(f"step_size: refining z with steps of {step_size:g} gave NaN or infinite values "
+                                 f"(the discriminator's gradient overflowed); use a smaller step size or fewer steps")
             out.append(zi.to(z.device))
     finally:
         G.train(modes[0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..utils import check_positive_int, device_of
+from ..utils import check_positive_int, check_seed, device_of
 from .nets import call, unwrap
 
 __all__ = ["sample", "balanced_labels"]
@@ -33,6 +33,8 @@ def sample(G: nn.Module, n: int, *, seed: int | None = 0, z: torch.Tensor | None
     """
     check_positive_int("n", n)
     check_positive_int("batch_size", batch_size)
+    if seed is not None:
+        check_seed("seed", seed)
     G = unwrap(G)
     device = device_of(G)
     if z is None:
