@@ -129,7 +129,7 @@ class Run:
         """
         self.step += 1
         if finite:
-            values = {k: float(stats[k]) for k in finite}   # one sync per value, as the bar needs anyway
+            values = {k: float(torch.as_tensor(stats[k]).detach()) for k in finite}  # one sync per value
             if not all(math.isfinite(v) for v in values.values()):
                 raise self.diverged(", ".join(f"{k}={v}" for k, v in values.items()))
             if self.explode_at is not None:
