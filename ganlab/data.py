@@ -33,6 +33,7 @@ from .errors import DataError, one_line
 from .utils import check_nonnegative_int, check_positive_float, check_positive_int, check_probability, check_seed
 
 __all__ = [
+    "DataError",
     "data_root",
     "to_signed",
     "to_unit",

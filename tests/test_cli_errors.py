@@ -1,8 +1,8 @@
 """Every command's bad input: one line on stderr, status 2, the argument or file named, nothing overwritten.
 
-The runs and the data are small fixtures made here (a 64-image fake MNIST, a 2-step run of a tiny DCGAN),
-and each kind of damage is made from them in the test's own folder. A full or read-only disk is simulated
-by making the write raise (``ENOSPC``, ``EACCES``), not by mounting anything.
+The runs and the data are small fixtures made here (a 64-image fake MNIST from conftest.py, a 2-step run of a
+tiny DCGAN), and each kind of damage is made from them in the test's own folder. A full or read-only disk is
+simulated by making the write raise (``ENOSPC``, ``EACCES``), not by mounting anything.
 """
 import errno
 import gzip
@@ -27,24 +27,15 @@ def _idx(array: np.ndarray) -> bytes:
     return header + array.astype(np.uint8).tobytes()
 
 
-def _fake_mnist(root: Path, n: int = 64) -> Path:
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    (raw / IMAGES).write_bytes(gzip.compress(_idx(rng.integers(0, 256, (n, 28, 28))), mtime=0))
-    (raw / LABELS).write_bytes(gzip.compress(_idx(np.arange(n) % 10), mtime=0))
-    return root
-
-
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A fake MNIST folder and a finished 2-step run trained on it (shared, never to be changed)."""
+def world(tmp_path_factory, fake_mnist_root):
+    """A fake MNIST folder (64 digits) and a finished 2-step run trained on it (shared, never to be changed)."""
     base = tmp_path_factory.mktemp("cli_errors")
-    data = _fake_mnist(base / "data")
+    data = fake_mnist_root
     run = base / "run"
     assert main(["train", "dcgan", "--steps", "2", "--out", str(run), "--data-root", str(data), *SMALL]) == 0
     return {"DATA": data, "RUN": run, "SHA": _sha(run / "checkpoint.pt")}
