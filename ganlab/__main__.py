@@ -86,7 +86,7 @@ def _number_type(kind: type, description: str, accept):
 _positive_int = _number_type(int, "a positive integer", lambda v: v > 0)
 _nonnegative_int = _number_type(int, "a non-negative integer", lambda v: v >= 0)
 _positive_float = _number_type(float, "a positive number", lambda v: v > 0)
-_seed = _number_type(int, "an integer in [0, 2**64)", lambda v: 0 <= v < 2**64)  # what torch.manual_seed takes
+_seed = _number_type(int, "an integer in [0, 2**64)", lambda v: 0 <= v < 2**64)  # torch.manual_seed's range
 _layers = _number_type(int, "an integer from 0 to 64", lambda v: 0 <= v <= 64)
 # refine_latents scales z by 1 - step / 2 each step: from 2 on, z flips and grows instead of being pulled in
 _refine_step = _number_type(float, "a number in (0, 2)", lambda v: 0 < v < 2)
@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a GAN; stops after --minutes or --steps, whichever first")
     t.add_argument("model", choices=list_models(accepts="img_size"), help="registered image GAN name")
     t.add_argument("--data", choices=["mnist"], default="mnist", help="dataset (default: mnist)")
-    t.add_argument("--out", type=_path, required=True, help="output folder for checkpoint.pt and sample grids")
+    t.add_argument("--out", type=_path, required=True,
+                   help="output folder for checkpoint.pt and sample grids")
     t.add_argument("--minutes", type=_positive_float, default=None, help="wall-clock budget in minutes")
     t.add_argument("--steps", type=_positive_int, default=None, help="generator updates (default: no limit "
                                                                       "when --minutes is given)")
@@ -149,9 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps between sample grids (0: only at the end)")
     again = t.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
-                       help="continue the run in --out (its checkpoint.pt must exist; the flags must match it)")
+                       help="continue the run in --out (its checkpoint.pt must exist; the flags must "
+                            "match it)")
     again.add_argument("--overwrite", action="store_true",
-                       help="replace the run in --out (without it, a folder holding checkpoint.pt is refused)")
+                       help="replace the run in --out (without it, a folder holding checkpoint.pt "
+                            "is refused)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("sample", help="write N samples as a float32 .npy array in [0, 1]")
@@ -252,8 +255,9 @@ def _check_draw_memory(args, G, parser) -> None:
     per_image = 4 * (G.z_dim + 3 * G.img_channels * G.img_size ** 2)
     memory = _memory_bytes()
     if memory is not None and args.n * per_image > memory:
-        parser.error(f"argument --n: {args.n:,} images of {G.img_channels} x {G.img_size} x {G.img_size} need "
-                     f"about {_size(args.n * per_image)} of memory, more than this machine's {_size(memory)}")
+        parser.error(f"argument --n: {args.n:,} images of {G.img_channels} x {G.img_size} x {G.img_size} "
+                     f"need about {_size(args.n * per_image)} of memory, more than this machine's "
+                     f"{_size(memory)}")
 
 
 def _draw_checked(G, D, args, parser, path: Path) -> "torch.Tensor":
@@ -275,7 +279,7 @@ def _draw_checked(G, D, args, parser, path: Path) -> "torch.Tensor":
 
 
 def _check_train_out(args, parser) -> Path:
-    """``--out`` against ``--resume`` and ``--overwrite``: never replace a run unasked; returns the checkpoint."""
+    """``--out`` against ``--resume`` and ``--overwrite`` (never replace a run unasked); its checkpoint."""
     from .train import CHECKPOINT_NAME
 
     out = args.out
@@ -283,11 +287,11 @@ def _check_train_out(args, parser) -> Path:
         parser.error(f"argument --out: {out} exists and is not a folder")
     checkpoint = out / CHECKPOINT_NAME
     if args.resume and not checkpoint.is_file():
-        parser.error(f"argument --resume: there is no checkpoint to resume at {checkpoint}; leave out --resume "
-                     f"to start a new run there")
+        parser.error(f"argument --resume: there is no checkpoint to resume at {checkpoint}; leave out "
+                     f"--resume to start a new run there")
     if checkpoint.exists() and not (args.resume or args.overwrite):
-        parser.error(f"argument --out: {out} already holds a run ({checkpoint}); pass --resume to continue it "
-                     f"or --overwrite to replace it, or choose another --out")
+        parser.error(f"argument --out: {out} already holds a run ({checkpoint}); pass --resume to continue "
+                     f"it or --overwrite to replace it, or choose another --out")
     return checkpoint
 
 
@@ -315,7 +319,8 @@ def _training_bytes(args) -> tuple[int, float]:
             if isinstance(output, torch.Tensor):
                 acts[0] += output.numel()
 
-        hooks = [m.register_forward_hook(count) for net in (G, D) for m in net.modules() if not list(m.children())]
+        hooks = [m.register_forward_hook(count) for net in (G, D) for m in net.modules()
+                 if not list(m.children())]
         x = G(torch.empty(1, G.z_dim))
         per_g = acts[0]
         D(x)
@@ -327,7 +332,7 @@ def _training_bytes(args) -> tuple[int, float]:
 
 
 def _check_training_size(args, parser, device) -> int:
-    """Refuse networks or batches that cannot fit in memory, before any is allocated; returns the parameters."""
+    """Refuse networks or batches that cannot fit in memory before any is allocated; the parameter count."""
     defaults = MNIST_RECIPE.model_args
     try:
         params, need = _training_bytes(args)
@@ -340,8 +345,8 @@ def _check_training_size(args, parser, device) -> int:
                                 ("--extra-layers", "extra_layers")) if getattr(args, k) > defaults[k]]
         weights = 4.0 * 5 * params
         flags = "--batch-size" if weights < memory / 2 else ("/".join(grown) or "--z-dim/--base-channels")
-        parser.error(f"argument {flags}: training {params:,} parameters on batches of {args.batch_size} needs "
-                     f"about {_size(need)} of memory, more than the {_size(memory)} of "
+        parser.error(f"argument {flags}: training {params:,} parameters on batches of {args.batch_size} "
+                     f"needs about {_size(need)} of memory, more than the {_size(memory)} of "
                      f"{'this machine' if device.type == 'cpu' else device}")
     return params
 
@@ -357,25 +362,29 @@ def _check_resume(checkpoint: Path, G, D, config, args, parser) -> None:
     except CheckpointError as exc:
         parser.error(f"argument --resume: {one_line(exc)}")
     if saved.get("model") != args.model:
-        parser.error(f"argument --resume: {checkpoint} holds a {saved.get('model')!r} run, not {args.model!r}")
+        parser.error(f"argument --resume: {checkpoint} holds a {saved.get('model')!r} run, not "
+                     f"{args.model!r}")
     differ: dict[str, str] = {}
     for key, net in (("g_args", G), ("d_args", D)):
         old = saved.get(key)
         if not isinstance(old, dict):
-            parser.error(f"argument --resume: {checkpoint} has no {key!r} entry: it was not written by `train`")
+            parser.error(f"argument --resume: {checkpoint} has no {key!r} entry: it was not written by "
+                         f"`train`")
         for name in sorted(set(old) | set(net.model_args)):
             if old.get(name) != net.model_args.get(name):
-                differ.setdefault(_flag(name), f"{_flag(name)}={old.get(name)!r} (not {net.model_args.get(name)!r})")
+                differ.setdefault(_flag(name), f"{_flag(name)}={old.get(name)!r} (not "
+                                               f"{net.model_args.get(name)!r})")
     try:
         old_config = TrainConfig.from_dict(saved.get("config") or {}).to_dict()
     except (ValueError, TypeError) as exc:
-        parser.error(f"argument --resume: {checkpoint} holds no valid training config ({one_line(exc)[:120]})")
+        parser.error(f"argument --resume: {checkpoint} holds no valid training config "
+                     f"({one_line(exc)[:120]})")
     for name, value in config.to_dict().items():
         if name not in RESUMABLE_CHANGES and old_config[name] != value:
             differ.setdefault(_flag(name), f"{_flag(name)}={old_config[name]!r} (not {value!r})")
     if differ:
-        parser.error(f"argument --resume: {checkpoint} was trained with {', '.join(differ.values())}; pass the "
-                     f"same flags to resume it, or --overwrite to start again")
+        parser.error(f"argument --resume: {checkpoint} was trained with {', '.join(differ.values())}; pass "
+                     f"the same flags to resume it, or --overwrite to start again")
 
 
 def _prepare_out(args, parser, params: int) -> None:
@@ -582,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # the errors of a write that the disk or its permissions refused
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EFBIG, getattr(errno, "EDQUOT", -1)}
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EFBIG,
+                 getattr(errno, "EDQUOT", -1)}
 
 
 if __name__ == "__main__":

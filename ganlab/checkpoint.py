@@ -25,7 +25,8 @@ from ._version import __version__
 from .errors import UsageError, one_line
 from .utils import atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT", "checkpoint_entry", "check_finite_state"]
+__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT", "checkpoint_entry",
+           "check_finite_state"]
 
 FORMAT = "ganlab-checkpoint-v1"
 
@@ -86,7 +87,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     return payload
 
 
-def checkpoint_entry(state: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str | os.PathLike) -> Any:
+def checkpoint_entry(state: dict[str, Any], key: str, kind: type | tuple[type, ...],
+                     path: str | os.PathLike) -> Any:
     """``state[key]``, checked to be a ``kind``; a :class:`CheckpointError` naming ``path`` when it is not."""
     if key not in state:
         raise CheckpointError(f"{path} has no {key!r} entry: it was not written by this kind of run")
@@ -98,7 +100,7 @@ def checkpoint_entry(state: dict[str, Any], key: str, kind: type | tuple[type, .
 
 
 def check_finite_state(name: str, weights: dict[str, Any], path: str | os.PathLike) -> None:
-    """Raise :class:`CheckpointError` naming ``path`` when a tensor of the state dict ``weights`` is not finite."""
+    """A :class:`CheckpointError` naming ``path`` when a tensor of the state dict ``weights`` is NaN/inf."""
     bad = [k for k, v in weights.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
            and not bool(torch.isfinite(v).all())]
     if bad:

@@ -30,7 +30,8 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from .errors import DataError, one_line
-from .utils import check_nonnegative_int, check_positive_float, check_positive_int, check_probability, check_seed
+from .utils import (check_nonnegative_int, check_positive_float, check_positive_int, check_probability,
+                    check_seed)
 
 __all__ = [
     "DataError",
@@ -105,20 +106,23 @@ def _read_idx(path: Path, ndim: int | None = None) -> np.ndarray:
     except EOFError:
         raise DataError(f"{path} is truncated: its gzip stream ends early; {_REDOWNLOAD}") from None
     except gzip.BadGzipFile as exc:  # not gzip at all, or a failed CRC / length check
-        raise DataError(f"{path} is damaged: not a valid gzip file ({one_line(exc)}); {_REDOWNLOAD}") from None
+        raise DataError(f"{path} is damaged: not a valid gzip file ({one_line(exc)}); "
+                        f"{_REDOWNLOAD}") from None
     except zlib.error as exc:
         raise DataError(f"{path} is damaged: its compressed data is corrupt ({one_line(exc)}); "
                         f"{_REDOWNLOAD}") from None
     magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-    if magic is None or data[0] != 0 or data[1] != 0 or data[2] != _IDX_UBYTE or (ndim is not None and data[3] != ndim):
+    if (magic is None or data[0] != 0 or data[1] != 0 or data[2] != _IDX_UBYTE
+            or (ndim is not None and data[3] != ndim)):
         expected = f"0x{0x800 + ndim:08x}" if ndim is not None else "0x0000080N"
         found = f"0x{magic:08x}" if magic is not None else f"only {len(data)} bytes"
-        raise DataError(f"{path} is not an IDX file of unsigned bytes with {ndim or 'N'} dimension(s): its magic "
-                        f"number is {found}, expected {expected}; {_REDOWNLOAD}")
+        raise DataError(f"{path} is not an IDX file of unsigned bytes with {ndim or 'N'} dimension(s): its "
+                        f"magic number is {found}, expected {expected}; {_REDOWNLOAD}")
     ndim = data[3]
     offset = 4 + 4 * ndim
     if len(data) < offset:
-        raise DataError(f"{path} is truncated: {len(data)} bytes, shorter than its {offset}-byte header; {_REDOWNLOAD}")
+        raise DataError(f"{path} is truncated: {len(data)} bytes, shorter than its {offset}-byte header; "
+                        f"{_REDOWNLOAD}")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     expected = offset + int(np.prod(dims))
     if len(data) != expected:
@@ -131,7 +135,8 @@ def _read_mnist(img_path: Path, lbl_path: Path) -> tuple[np.ndarray, np.ndarray]
     """The images ``(N, 28, 28)`` and labels ``(N,)`` of an MNIST split, checked against each other."""
     images, labels = _read_idx(img_path, ndim=3), _read_idx(lbl_path, ndim=1)
     if images.shape[1:] != (28, 28):
-        raise DataError(f"{img_path} holds {images.shape[1]} x {images.shape[2]} images, expected MNIST's 28 x 28")
+        raise DataError(f"{img_path} holds {images.shape[1]} x {images.shape[2]} images, expected "
+                        f"MNIST's 28 x 28")
     if len(images) != len(labels):
         raise DataError(f"{lbl_path} holds {len(labels)} labels but {img_path} holds {len(images)} images: "
                         f"the two files must come from the same split; delete both and download MNIST again")
@@ -231,8 +236,13 @@ class MNIST(Dataset):
         from torchvision.datasets import MNIST as TorchvisionMNIST
 
         self.root.mkdir(parents=True, exist_ok=True)
-        for train in (True, False):
-            TorchvisionMNIST(str(self.root), train=train, download=True)  # writes <root>/MNIST/raw/
+        try:
+            for train in (True, False):
+                TorchvisionMNIST(str(self.root), train=train, download=True)  # writes <root>/MNIST/raw/
+        except (OSError, RuntimeError) as exc:  # no network, a mirror down, a full disk
+            raise DataError(f"downloading MNIST into {self.raw_folder} failed ({one_line(exc)[:160]}); "
+                            f"copy the four files there by hand, or set GANLAB_DATA to a folder holding "
+                            f"MNIST/raw/") from None
 
     def __len__(self) -> int:
         return len(self.images)

@@ -1,4 +1,4 @@
-"""The errors ganlab raises for bad input: one family, one line each, naming what was bad and what was expected.
+"""The errors ganlab raises for bad input: one family, one line each, naming what was bad and what was due.
 
 A :class:`UsageError` is a mistake in what the caller handed over (an argument, a file, a setting), not a
 bug in ganlab. Its message is one line that names the argument or the file and says what was expected, so
@@ -15,7 +15,7 @@ __all__ = ["UsageError", "DataError", "one_line"]
 
 
 class UsageError(ValueError):
-    """A bad argument, file or setting from the caller (not a bug): one line naming it and what was expected."""
+    """A bad argument, file or setting from the caller (not a bug): one line naming it and what was due."""
 
 
 class DataError(UsageError):

@@ -53,8 +53,8 @@ from torch import nn
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .errors import UsageError
 from .models.classifier import MNISTClassifier
-from .utils import (check_choice, check_nonnegative_int, check_pixels, check_positive_float, check_positive_int,
-                    device_of, get_device)
+from .utils import (check_choice, check_nonnegative_int, check_pixels, check_positive_float,
+                    check_positive_int, device_of, get_device)
 
 # metrics accept images a little outside their range (noisy inputs are scored unclipped, then clamped), but
 # not values this many range widths beyond it: those are images on another scale (0..255 under (-1, 1))
@@ -218,7 +218,8 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
         raise UsageError(f"mu1 and mu2 must be vectors of the same length, got {m1.shape} and {m2.shape}")
     d = m1.shape[0]
     if d == 0:
-        raise UsageError("mu1 and mu2 are empty: the Fréchet distance needs features of at least one dimension")
+        raise UsageError("mu1 and mu2 are empty: the Fréchet distance needs features of at least "
+                         "one dimension")
     for name, s in (("sigma1", s1), ("sigma2", s2)):
         if s.shape != (d, d):
             raise UsageError(f"{name} must have shape ({d}, {d}), got {s.shape}")
@@ -240,9 +241,9 @@ def _probs(probs: Any) -> np.ndarray:
         raise UsageError(f"probs must have shape (N, num_classes) with N > 0, got {p.shape}")
     sums = p.sum(axis=1)
     if p.min() < -1e-6 or p.max() > 1 + 1e-6 or np.abs(sums - 1).max() > 1e-3:
-        raise UsageError(f"probs must be class probabilities (each row in [0, 1], summing to 1), got values in "
-                         f"[{p.min():.3g}, {p.max():.3g}] and row sums in [{sums.min():.3g}, {sums.max():.3g}]; "
-                         f"logits need a softmax first")
+        raise UsageError(f"probs must be class probabilities (each row in [0, 1], summing to 1), got values "
+                         f"in [{p.min():.3g}, {p.max():.3g}] and row sums in [{sums.min():.3g}, "
+                         f"{sums.max():.3g}]; logits need a softmax first")
     return p
 
 
@@ -419,8 +420,8 @@ def class_accuracy(images: torch.Tensor, labels: torch.Tensor, *, classifier: nn
 
 # --- image restoration -----------------------------------------------------------------------------
 
-def _unit_pair(pred: Any, target: Any, value_range: tuple[float, float], names: tuple[str, str] = ("pred", "target")
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def _unit_pair(pred: Any, target: Any, value_range: tuple[float, float],
+               names: tuple[str, str] = ("pred", "target")) -> tuple[torch.Tensor, torch.Tensor]:
     # both to [0, 1] (clamped, as saving them as images would), float64, shape-checked; NaN and images on
     # another scale than value_range (0..255 under (-1, 1)) are refused rather than scored
     try:

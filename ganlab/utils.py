@@ -54,9 +54,11 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
         try:
             dev = torch.device(device)
         except RuntimeError:
-            raise UsageError(f"device: unknown device {device!r} (expected auto, cpu, cuda, cuda:N or mps)") from None
+            raise UsageError(f"device: unknown device {device!r} (expected auto, cpu, cuda, "
+                             f"cuda:N or mps)") from None
         if dev.type not in ("cpu", "cuda", "mps"):
-            raise UsageError(f"device: unsupported device {device!r} (expected auto, cpu, cuda, cuda:N or mps)")
+            raise UsageError(f"device: unsupported device {device!r} (expected auto, cpu, cuda, cuda:N or "
+                             f"mps)")
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise UsageError(f"device: {device!r} was asked for but CUDA is not available here")
         if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
@@ -204,7 +206,7 @@ def check_nonnegative_int(name: str, value: Any) -> int:
 
 
 def check_seed(name: str, value: Any) -> int:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer in ``[0, 2**64)`` (a torch seed)."""
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer in ``[0, 2**64)``, a torch seed."""
     if not _is_int(value) or not 0 <= value < SEED_LIMIT:
         raise UsageError(f"{name} must be an integer in [0, 2**64), got {value!r}")
     return int(value)
@@ -285,7 +287,8 @@ def check_pixels(name: str, x: Any, *, value_range: tuple[float, float] = (-1.0,
         try:
             x = torch.as_tensor(np.asarray(x))
         except (TypeError, ValueError, RuntimeError):
-            raise UsageError(f"{name} must be a tensor or array of pixel values, got {type(x).__name__}") from None
+            raise UsageError(f"{name} must be a tensor or array of pixel values, got "
+                             f"{type(x).__name__}") from None
     if x.dtype == torch.bool or x.is_complex():
         raise UsageError(f"{name} must hold real pixel values, got dtype {x.dtype}")
     lo, hi = (float(v) for v in value_range)
@@ -296,6 +299,6 @@ def check_pixels(name: str, x: Any, *, value_range: tuple[float, float] = (-1.0,
         if xmin < lo - slack * width or xmax > hi + slack * width:
             hint = (" (0..255 pixels: map them with ganlab.data.to_signed, or pass value_range=(0, 255) to a "
                     "metric)" if xmax > 2 and hi <= 1 else "")
-            raise UsageError(f"{name} must be images in [{lo:g}, {hi:g}], got values in [{xmin:.4g}, {xmax:.4g}]"
-                             f"{hint}")
+            raise UsageError(f"{name} must be images in [{lo:g}, {hi:g}], got values in [{xmin:.4g}, "
+                             f"{xmax:.4g}]{hint}")
     return x

@@ -48,12 +48,12 @@ def _idx_bytes(array: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="session")
 def fake_mnist_root(tmp_path_factory):
-    """A data folder holding the two t10k MNIST files of 64 random digits (51 train, 13 held out); read-only."""
+    """A data folder holding the t10k MNIST files of 64 random digits (51 train, 13 held out); read-only."""
     root = tmp_path_factory.mktemp("fake_mnist")
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(rng.integers(0, 256, (64, 28, 28))),
-                                                                  mtime=0))
+    digits = rng.integers(0, 256, (64, 28, 28))
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(digits), mtime=0))
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(np.arange(64) % 10), mtime=0))
     return root

@@ -33,7 +33,7 @@ def _sha(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, fake_mnist_root):
-    """A fake MNIST folder (64 digits) and a finished 2-step run trained on it (shared, never to be changed)."""
+    """A fake MNIST folder (64 digits) and a finished 2-step run trained on it (shared: never changed)."""
     base = tmp_path_factory.mktemp("cli_errors")
     data = fake_mnist_root
     run = base / "run"
@@ -159,7 +159,8 @@ def _with(base, *changes, drop=()):
 CASES = [
     # train: the output folder, and what --resume and --overwrite may do with it
     ("train into a finished run", _with(TRAIN, "--out", "RUN"), ["--out", "--resume", "--overwrite"]),
-    ("train --resume, no checkpoint", _with(TRAIN, "--out", "OUT", "--resume"), ["--resume", "checkpoint.pt"]),
+    ("train --resume, no checkpoint", _with(TRAIN, "--out", "OUT", "--resume"),
+     ["--resume", "checkpoint.pt"]),
     ("train --out ''", _with(TRAIN, "--out", ""), ["--out"]),
     ("train --out a file", _with(TRAIN, "--out", "RUN/checkpoint.pt"), ["--out"]),
     ("train --resume --overwrite", _with(TRAIN, "--out", "RUN", "--resume", "--overwrite"), ["--overwrite"]),
@@ -168,7 +169,8 @@ CASES = [
     ("train --resume random", _with(TRAIN, "--out", "RANDOM", "--resume"), ["--resume"]),
     ("train --resume truncated", _with(TRAIN, "--out", "TRUNCATED", "--resume"), ["--resume", "truncated"]),
     ("train --resume NaN weights", _with(TRAIN, "--out", "NAN", "--resume"), ["--resume", "NaN"]),
-    ("train --resume other lr", _with(TRAIN, "--out", "RUN", "--resume", "--lr-d", "0.5"), ["--resume", "--lr-d"]),
+    ("train --resume other lr", _with(TRAIN, "--out", "RUN", "--resume", "--lr-d", "0.5"),
+     ["--resume", "--lr-d"]),
     ("train --resume other width", _with(TRAIN, "--out", "RUN", "--resume", "--base-channels", "8",
                                          drop=("--base-channels",)), ["--resume", "--base-channels"]),
     ("train --resume other z", _with(TRAIN, "--out", "RUN", "--resume", "--z-dim", "9", drop=("--z-dim",)),
@@ -187,14 +189,15 @@ CASES = [
      ["--z-dim", "memory"]),
     ("train --base-channels 3e9", _with(TRAIN, "--out", "OUT", "--base-channels", "3000000000",
                                         drop=("--base-channels",)), ["--base-channels"]),
-    ("train --extra-layers 1000", _with(TRAIN, "--out", "OUT", "--extra-layers", "1000", drop=("--extra-layers",)),
-     ["--extra-layers"]),
+    ("train --extra-layers 1000", _with(TRAIN, "--out", "OUT", "--extra-layers", "1000",
+                                        drop=("--extra-layers",)), ["--extra-layers"]),
     ("train --lr-g nan", _with(TRAIN, "--out", "OUT", "--lr-g", "nan"), ["--lr-g"]),
     ("train --beta2 nan", _with(TRAIN, "--out", "OUT", "--beta2", "nan"), ["--beta1/--beta2"]),
     # train: the data
-    ("train --data-root ''", _with(TRAIN, "--out", "OUT", "--data-root", "", drop=("--data-root",)), ["--data-root"]),
-    ("train --data-root missing", _with(TRAIN, "--out", "OUT", "--data-root", "MISSING", drop=("--data-root",)),
-     ["--data-root", "MNIST not found"]),
+    ("train --data-root ''", _with(TRAIN, "--out", "OUT", "--data-root", "", drop=("--data-root",)),
+     ["--data-root"]),
+    ("train --data-root missing", _with(TRAIN, "--out", "OUT", "--data-root", "MISSING",
+                                        drop=("--data-root",)), ["--data-root", "MNIST not found"]),
     ("train truncated gz", _with(TRAIN, "--out", "OUT", "--data-root", "CUTGZ", drop=("--data-root",)),
      ["--data-root", "truncated"]),
     ("train CRC-damaged gz", _with(TRAIN, "--out", "OUT", "--data-root", "CRC", drop=("--data-root",)),
@@ -208,7 +211,8 @@ CASES = [
     # sample
     ("sample --device gpu", _with(SAMPLE, "--device", "gpu"), ["--device"]),
     pytest.param("sample --device cuda", _with(SAMPLE, "--device", "cuda"), ["--device"], marks=NO_CUDA),
-    ("sample missing run", ["sample", "MISSING", "--n", "4", "--out", "OUT.npy"], ["run_dir", "does not exist"]),
+    ("sample missing run", ["sample", "MISSING", "--n", "4", "--out", "OUT.npy"],
+     ["run_dir", "does not exist"]),
     ("sample empty", ["sample", "EMPTY", "--n", "4", "--out", "OUT.npy"], ["run_dir", "empty"]),
     ("sample text", ["sample", "TEXT", "--n", "4", "--out", "OUT.npy"], ["run_dir"]),
     ("sample random", ["sample", "RANDOM", "--n", "4", "--out", "OUT.npy"], ["run_dir"]),
@@ -302,16 +306,17 @@ def test_sample_on_a_full_disk_names_the_file_and_keeps_the_old_one(world, tmp_p
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(np, "save", full)
-    err = _one_line_status_2(["sample", str(world["RUN"]), "--n", "4", "--out", str(out), "--refine-steps", "0"],
-                             capsys)
+    err = _one_line_status_2(["sample", str(world["RUN"]), "--n", "4", "--out", str(out),
+                              "--refine-steps", "0"], capsys)
     assert f"cannot write {out}: No space left on device" in err
     assert out.read_bytes() == b"old samples" and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_divergence_is_one_line_and_keeps_the_last_good_checkpoint(world, tmp_path, capsys):
     out = tmp_path / "run"
-    err = _one_line_status_2(["train", "dcgan", "--steps", "40", "--out", str(out), *SMALL, "--checkpoint-every",
-                              "1", "--lr-g", "1e6", "--lr-d", "1e6", "--data-root", str(world["DATA"])], capsys)
+    err = _one_line_status_2(["train", "dcgan", "--steps", "40", "--out", str(out), *SMALL,
+                              "--checkpoint-every", "1", "--lr-g", "1e6", "--lr-d", "1e6",
+                              "--data-root", str(world["DATA"])], capsys)
     assert "training diverged at step" in err and "Lower the learning rates" in err
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert all(bool(torch.isfinite(v).all()) for net in ("G", "D") for v in state[net].values()

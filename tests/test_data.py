@@ -153,9 +153,9 @@ def _damage(raw: Path, kind: str) -> str:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind, message", [("truncated gz", "truncated"), ("bad CRC", "CRC"), ("not gzip", "gzip"),
-                                           ("wrong magic", "magic number"), ("more labels", "21 labels"),
-                                           ("fewer labels", "19 labels"), ("label 200", "label of 200")])
+@pytest.mark.parametrize("kind, message", [
+    ("truncated gz", "truncated"), ("bad CRC", "CRC"), ("not gzip", "gzip"), ("wrong magic", "magic number"),
+    ("more labels", "21 labels"), ("fewer labels", "19 labels"), ("label 200", "label of 200")])
 def test_damaged_files_raise_one_line_naming_the_file(tmp_path, kind, message):
     _fake_mnist(tmp_path, n=20)
     name = _damage(tmp_path / "MNIST" / "raw", kind)

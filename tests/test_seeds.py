@@ -1,4 +1,4 @@
-"""Equal seeds, equal runs: ``--seed`` and the API's seed decide the weights, data order, noise and augmentation.
+"""Equal seeds, equal runs: ``--seed`` and the API's seed decide weights, data order, noise and augmentation.
 
 Each test moves torch's global generator between the two runs it compares, so only the seed it passes can
 make them equal. Seeds are integers in ``[0, 2**64)``, the range ``torch.manual_seed`` takes; the largest are
@@ -21,7 +21,8 @@ def _state_equal(a: dict, b: dict) -> bool:
 
 
 @pytest.mark.parametrize("seed", [3, BIG_SEED])
-def test_two_cli_runs_with_the_same_seed_write_byte_identical_checkpoints(tmp_path, fake_mnist_root, capsys, seed):
+def test_two_cli_runs_with_the_same_seed_write_byte_identical_checkpoints(tmp_path, fake_mnist_root, capsys,
+                                                                           seed):
     data = fake_mnist_root
 
     def train(name, seed):
@@ -38,12 +39,13 @@ def test_two_cli_runs_with_the_same_seed_write_byte_identical_checkpoints(tmp_pa
 
 
 @pytest.mark.parametrize("seed, augment", [(0, None), (BIG_SEED, "translation,cutout")])
-def test_fit_with_the_same_seed_writes_byte_identical_checkpoints(tmp_path, toy_images, train_config, seed, augment):
+def test_fit_with_the_same_seed_writes_byte_identical_checkpoints(tmp_path, toy_images, train_config, seed,
+                                                                   augment):
     def run(name, seed):
         G, D = gl.models.build_gan("dcgan", z_dim=8, img_size=12, base_channels=4, seed=seed)
         torch.randn(100)  # build_gan(seed=...) restored the global generator; move it anyway
-        gl.fit(G, D, toy_images(), train_config(seed=seed, augment=augment, ema_half_life=40.0, checkpoint_every=2),
-               out_dir=tmp_path / name)
+        config = train_config(seed=seed, augment=augment, ema_half_life=40.0, checkpoint_every=2)
+        gl.fit(G, D, toy_images(), config, out_dir=tmp_path / name)
         return (tmp_path / name / "checkpoint.pt").read_bytes()
 
     a = run("a", seed)
@@ -74,7 +76,8 @@ def test_fit_vae_with_the_same_seed_gives_the_same_weights(toy_images, seed):
         torch.manual_seed(0)
         vae = gl.models.VAE(z_dim=4, img_size=28, base_channels=4)
         torch.randn(100)  # batches and the reparameterisation noise must come from the config's seed
-        gl.fit_vae(vae, data, gl.train.VAEConfig(steps=3, batch_size=8, seed=seed, device="cpu", progress=False))
+        gl.fit_vae(vae, data, gl.train.VAEConfig(steps=3, batch_size=8, seed=seed, device="cpu",
+                                                 progress=False))
         return vae.state_dict()
 
     a = run(seed)
@@ -93,7 +96,7 @@ def test_fit_pix2pix_with_the_same_seed_gives_the_same_weights(toy_images, seed)
         torch.randn(100)
         config = gl.translate.Pix2PixConfig(steps=3, batch_size=4, seed=seed, device="cpu", progress=False)
         gl.translate.fit_pix2pix(G, D, pairs, config)
-        return {**{"G." + k: v for k, v in G.state_dict().items()}, **{"D." + k: v for k, v in D.state_dict().items()}}
+        return {f"{name}.{k}": v for name, net in (("G", G), ("D", D)) for k, v in net.state_dict().items()}
 
     a = run(seed)
     assert _state_equal(run(seed), a)

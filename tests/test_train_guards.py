@@ -38,7 +38,7 @@ def test_a_run_diverging_at_the_default_settings_keeps_its_last_checkpoint(tmp_p
     # three calls of D per step: NaN from the step after the first checkpoint on
     D = Tiny(False, nan_after=3 * cadence + 3)
     config = gl.TrainConfig(steps=cadence + 10, batch_size=8, progress=False, device="cpu", n_samples=4)
-    with pytest.raises(FloatingPointError, match=f"diverged at step {cadence + 2}.*checkpoint.pt\\) was kept"):
+    with pytest.raises(FloatingPointError, match=f"diverged at step {cadence + 2}.*pt\\) was kept"):
         gl.fit(Tiny(True), D, torch.randn(64, 2), config, out_dir=tmp_path)
     assert gl.load_checkpoint(tmp_path / "checkpoint.pt")["step"] == cadence
 
@@ -46,12 +46,13 @@ def test_a_run_diverging_at_the_default_settings_keeps_its_last_checkpoint(tmp_p
 def test_an_exploding_loss_stops_the_run_as_nan_does(tmp_path, train_config):
     D = Tiny(False, scale_after=6)  # three calls of D per step: from step 3 on, every loss is around 1e9
     with pytest.raises(FloatingPointError, match=r"diverged at step 7: .*beyond 1e\+06 for 5 steps in a row"):
-        gl.fit(Tiny(True), D, torch.randn(64, 2), train_config(steps=50, loss="wasserstein", checkpoint_every=1),
-               out_dir=tmp_path)
+        gl.fit(Tiny(True), D, torch.randn(64, 2), train_config(steps=50, loss="wasserstein",
+                                                               checkpoint_every=1), out_dir=tmp_path)
     assert gl.load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 6  # finite, if already large
 
 
-def test_non_finite_batch_norm_statistics_are_never_checkpointed(tmp_path, tiny_gan, toy_images, train_config):
+def test_non_finite_batch_norm_statistics_are_never_checkpointed(tmp_path, tiny_gan, toy_images,
+                                                                  train_config):
     G, D = tiny_gan()
 
     def poison(state):  # after step 3's checkpoint: step 4's must be refused
@@ -75,7 +76,8 @@ def test_stale_temp_files_are_removed_when_a_run_starts(tmp_path, tiny_gan, toy_
     assert not any(p.exists() for p in stale)
 
 
-def test_resuming_with_other_networks_is_one_line_naming_the_checkpoint(tmp_path, tiny_gan, toy_images, train_config):
+def test_resuming_with_other_networks_is_one_line_naming_the_checkpoint(tmp_path, tiny_gan, toy_images,
+                                                                         train_config):
     gl.fit(*tiny_gan(), toy_images(), train_config(steps=2), out_dir=tmp_path)
     with pytest.raises(CheckpointError) as info:
         gl.fit(*tiny_gan(z_dim=9), toy_images(), train_config(steps=4), out_dir=tmp_path, resume=True)
@@ -97,8 +99,8 @@ def test_every_loop_checks_its_images_where_they_enter(tiny_gan, toy_images, tra
                    gl.train.VAEConfig(steps=1, batch_size=8, device="cpu", progress=False))
     G, D = gl.models.build_pix2pix(base_channels=4)
     with pytest.raises(UsageError, match="data targets .*" + message.replace("[", r"\[")):
-        gl.translate.fit_pix2pix(G, D, TensorDataset(toy_images(), images),
-                                 gl.translate.Pix2PixConfig(steps=1, batch_size=8, device="cpu", progress=False))
+        config = gl.translate.Pix2PixConfig(steps=1, batch_size=8, device="cpu", progress=False)
+        gl.translate.fit_pix2pix(G, D, TensorDataset(toy_images(), images), config)
 
 
 def test_points_and_noisy_inputs_may_leave_the_pixel_range(toy_images, train_config):
@@ -109,8 +111,8 @@ def test_points_and_noisy_inputs_may_leave_the_pixel_range(toy_images, train_con
     noisy = gl.degrade.GaussianNoise(sigma=0.5)(clean, seed=0)  # unclipped: beyond [-1, 1]
     assert noisy.abs().max() > 1
     G, D = gl.models.build_pix2pix(base_channels=4)
-    gl.translate.fit_pix2pix(G, D, (noisy, clean), gl.translate.Pix2PixConfig(steps=1, batch_size=4, device="cpu",
-                                                                              progress=False))
+    config = gl.translate.Pix2PixConfig(steps=1, batch_size=4, device="cpu", progress=False)
+    gl.translate.fit_pix2pix(G, D, (noisy, clean), config)
 
 
 def test_refinement_step_sizes_that_diverge_are_refused(tiny_gan):

@@ -32,7 +32,8 @@ def check_training_images(name: str, x: torch.Tensor, *, pixel_range: bool = Tru
     if not isinstance(x, torch.Tensor):
         raise UsageError(f"{name} must be a tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        hint = " (0..255 pixels: map them to [-1, 1] with ganlab.data.to_signed)" if x.dtype == torch.uint8 else ""
+        hint = " (0..255 pixels: map them to [-1, 1] with ganlab.data.to_signed)" \
+            if x.dtype == torch.uint8 else ""
         raise UsageError(f"{name} must be a float tensor, got {x.dtype}{hint}")
     if pixel_range and x.dim() == 4:
         check_pixels(name, x, value_range=(-1.0, 1.0), slack=1e-3)
@@ -67,7 +68,8 @@ class Batches:
 
     def check(self, name: str = "data", *, pixel_range: bool = True) -> None:
         """:func:`check_training_images` on the whole tensor in memory, or on the first batch of a dataset."""
-        check_training_images(name, self.images if self.images is not None else self(0)[0], pixel_range=pixel_range)
+        images = self.images if self.images is not None else self(0)[0]
+        check_training_images(name, images, pixel_range=pixel_range)
 
     def __call__(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The images of batch ``index`` and their labels (``None`` when the data has none)."""

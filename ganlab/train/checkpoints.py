@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from ..checkpoint import CheckpointError, check_finite_state, checkpoint_entry, load_checkpoint, save_checkpoint
+from ..checkpoint import (CheckpointError, check_finite_state, checkpoint_entry, load_checkpoint,
+                          save_checkpoint)
 from ..errors import one_line
 from ..models import GAN_REGISTRY
 from ..utils import get_device
@@ -55,7 +56,7 @@ def write_gan_checkpoint(path: Path, state: GANState, config: TrainConfig, step:
 
 
 def _load_weights(net: nn.Module, weights: Any, name: str, path: Path) -> None:
-    """``net.load_state_dict(weights)``, with a mismatch (another architecture) as one line naming ``path``."""
+    """``net.load_state_dict(weights)``; a mismatch (another architecture) is one line naming ``path``."""
     if not isinstance(weights, dict):
         raise CheckpointError(f"{path}: its {name!r} entry is not a state dict")
     try:

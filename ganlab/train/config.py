@@ -35,7 +35,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 def check_run_fields(config: Any) -> None:
     """Check the fields every ganlab loop config has; each error is a ``ValueError`` naming the field.
 
-    ``steps``, ``batch_size``, ``device``, ``precision`` (see :mod:`.levers`), ``seed`` (in ``[0, 2**64)``), ``log_every``,
+    ``steps``, ``batch_size``, ``device``, ``precision`` (see :mod:`.levers`), ``seed`` (in
+    ``[0, 2**64)``), ``log_every``,
     ``max_minutes`` (``None`` or > 0) and ``progress``.
     """
     check_positive_int("steps", config.steps)
@@ -101,8 +102,8 @@ class TrainConfig(SpeedLevers):
     log_every: int = 10                 # steps between history entries
     sample_every: int = 0               # steps between sample grids from fixed noise; 0: only at the end
     n_samples: int = 64                 # images in each sample grid
-    checkpoint_every: int = 500         # steps between checkpoints (needs out_dir); 0: only at the end. Not 0 by
-                                        # default: a run that diverges keeps its last finite checkpoint
+    checkpoint_every: int = 500         # steps between checkpoints (needs out_dir); 0: only at the end.
+                                        # Not 0 by default: a diverging run keeps its last finite checkpoint
     max_minutes: float | None = None    # wall-clock budget of this call; None: no limit
     progress: bool = True               # show a tqdm progress bar
 

@@ -34,8 +34,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..losses import get_loss
-from ..utils import (atomic_write, check_positive_float, check_positive_int, get_device, remove_stale_temp_files,
-                     tune_cpu_allocator)
+from ..utils import (atomic_write, check_positive_float, check_positive_int, get_device,
+                     remove_stale_temp_files, tune_cpu_allocator)
 from .batches import Batches, step_generator
 from .checkpoints import GANState, resume_gan, write_gan_checkpoint
 from .config import CALLBACK_EVENTS, CHECKPOINT_NAME, TrainConfig, TrainResult
@@ -181,8 +181,8 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     with Run(steps=config.steps, step=step, history=history, log_every=config.log_every,
              max_minutes=config.max_minutes, progress=config.progress, desc="training",
              postfix={"d_loss": ".3f", "g_loss": ".3f"}, callbacks=callbacks, events=CALLBACK_EVENTS,
-             checkpoints=True, advice="Lower the learning rates or use a bounded loss (hinge, least_squares).",
-             explode_at=EXPLODING_LOSS, timed=not history or "seconds" in history) as run:
+             checkpoints=True, explode_at=EXPLODING_LOSS, timed=not history or "seconds" in history,
+             advice="Lower the learning rates or use a bounded loss (hinge, least_squares).") as run:
         while run.running():
             for j in range(config.n_critic):
                 index = run.step * config.n_critic + j            # batch and noise are functions of it

@@ -133,10 +133,12 @@ class Run:
             if not all(math.isfinite(v) for v in values.values()):
                 raise self.diverged(", ".join(f"{k}={v}" for k, v in values.items()))
             if self.explode_at is not None:
-                self.exploding = self.exploding + 1 if any(abs(v) > self.explode_at for v in values.values()) else 0
+                big = any(abs(v) > self.explode_at for v in values.values())
+                self.exploding = self.exploding + 1 if big else 0
                 if self.exploding >= self.explode_steps:
-                    raise self.diverged(", ".join(f"{k}={v:.3g}" for k, v in values.items()) +
-                                        f" (beyond {self.explode_at:.0e} for {self.exploding} steps in a row)")
+                    what = ", ".join(f"{k}={v:.3g}" for k, v in values.items())
+                    raise self.diverged(f"{what} (beyond {self.explode_at:.0e} for {self.exploding} steps "
+                                        f"in a row)")
         self.bar.update(1)
         if not (self.step == self.steps or (self.log_every and self.step % self.log_every == 0)):
             return None
@@ -164,8 +166,8 @@ class Run:
         """The error that stops a run whose losses or weights stopped being finite."""
         message = f"training diverged at step {self.step}: {what}"
         if self.checkpoints:
-            message += (f"; the last good checkpoint ({self.checkpoint}) was kept" if self.checkpoint is not None
-                        else "; no checkpoint had been written yet")
+            message += (f"; the last good checkpoint ({self.checkpoint}) was kept"
+                        if self.checkpoint is not None else "; no checkpoint had been written yet")
         return FloatingPointError(f"{message}. {self.advice}" if self.advice else message)
 
     def emit(self, event: str, state: Any) -> None:

@@ -10,7 +10,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import UsageError
-from ..utils import check_nonnegative_int, check_positive_float, check_positive_int, device_of
+from ..utils import (check_finite, check_nonnegative_int, check_positive_float, check_positive_int,
+                     device_of)
 from .nets import call, unwrap
 
 __all__ = ["refine_latents"]
@@ -41,14 +42,15 @@ def refine_latents(G: nn.Module, D: nn.Module, z: torch.Tensor, *, steps: int = 
     check_nonnegative_int("steps", steps)
     check_positive_float("step_size", step_size)
     if step_size >= 2:
-        raise UsageError(f"step_size must be in (0, 2), got {step_size!r}: at 2 or more the prior's pull on z "
-                         f"overshoots and z grows without bound")
+        raise UsageError(f"step_size must be in (0, 2), got {step_size!r}: at 2 or more the prior's pull on "
+                         f"z overshoots and z grows without bound")
     check_positive_int("batch_size", batch_size)
     G, D = unwrap(G), unwrap(D)
     if not isinstance(D, nn.Module):
         raise TypeError(f"D must be an nn.Module, got {type(D).__name__}")
     if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != G.z_dim:
         raise ValueError(f"z must have shape (N, {G.z_dim}), got {tuple(getattr(z, 'shape', ()))}")
+    check_finite("z", z)
     if labels is not None:
         labels = torch.as_tensor(labels, dtype=torch.int64)
         if labels.shape != (len(z),):
@@ -74,8 +76,9 @@ def refine_latents(G: nn.Module, D: nn.Module, z: torch.Tensor, *, steps: int = 
                     grad, = torch.autograd.grad(logits.float().sum(), zi)
                 zi = (zi + 0.5 * step_size * (grad - zi)).detach()
             if not bool(torch.isfinite(zi).all()):
-                raise UsageError(f"step_size: refining z with steps of {step_size:g} gave NaN or infinite values "
-                                 f"(the discriminator's gradient overflowed); use a smaller step size or fewer steps")
+                raise UsageError(f"step_size: refining z with steps of {step_size:g} gave NaN or infinite "
+                                 f"values (the discriminator's gradient overflowed); use a smaller step size "
+                                 f"or fewer steps")
             out.append(zi.to(z.device))
     finally:
         G.train(modes[0])
