@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--overwrite", action="store_true",
                        help="replace the run in --out (without it, a folder holding checkpoint.pt "
                             "is refused)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true", help="no progress bar (there is one only on a terminal)")
 
     s = sub.add_parser("sample", help="write N samples as a float32 .npy array in [0, 1]")
     s.add_argument("run_dir", type=_path, help="a folder written by `ganlab train` (or a checkpoint file)")
@@ -437,7 +437,7 @@ def _train(args, parser) -> int:
             precision=args.precision, channels_last=args.channels_last, compile=args.compile,
             ema_half_life=args.ema_half_life or None,
             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-            max_minutes=args.minutes, progress=not args.quiet)
+            max_minutes=args.minutes, progress=not args.quiet and sys.stderr.isatty())
     except ValueError as exc:
         _config_flag_error(exc, parser)
     try:
@@ -553,7 +553,10 @@ def _evaluate(args, parser) -> int:
         train = MNIST(args.data_root, train=True, limit=args.n)
     except (FileNotFoundError, DataError) as exc:
         parser.error(f"argument --data-root: {exc}")
-    classifier = get_mnist_classifier(args.data_root, device=device, progress=sys.stderr.isatty())
+    try:
+        classifier = get_mnist_classifier(args.data_root, device=device, progress=sys.stderr.isatty())
+    except UsageError as exc:  # too few training digits to train the domain classifier on
+        parser.error(f"argument --data-root: the domain classifier cannot be trained on this data ({exc})")
 
     # the images `sample` writes, in [-1, 1] at 28 x 28
     images = _draw_checked(G, D, args, parser, path)

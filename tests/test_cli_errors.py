@@ -236,6 +236,7 @@ CASES = [
      ["--data-root", "200"]),
     ("evaluate --n 4e12", _with(EVALUATE, "--n", str(4 * 10**12), drop=("--n",)), ["--n", "memory"]),
     ("evaluate --refine-step-size 5", _with(EVALUATE, "--refine-step-size", "5"), ["--refine-step-size"]),
+    ("evaluate, too few digits", EVALUATE, ["--data-root", "classifier", "51 images"]),
     ("evaluate --data-root ''", _with(EVALUATE, "--data-root", "", drop=("--data-root",)), ["--data-root"]),
 ]
 

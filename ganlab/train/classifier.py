@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UsageError
 from ..utils import check_bool, check_nonnegative_int, check_positive_float, check_positive_int, check_seed
 from .loop import Run
 
@@ -52,7 +53,7 @@ def fit_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         raise TypeError(f"config must be a ClassifierConfig, got {type(config).__name__}")
     steps_per_epoch = len(images) // config.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"batch_size ({config.batch_size}) is larger than the data ({len(images)} images)")
+        raise UsageError(f"batch_size ({config.batch_size}) is larger than the data ({len(images)} images)")
 
     # ---- setup
     g = torch.Generator().manual_seed(config.seed)

@@ -106,6 +106,8 @@ class Run:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None:  # a stopped run's bar is cleared, so that its error is the line that remains
+            self.bar.leave = False
         self.bar.close()
 
     @property
