@@ -361,6 +361,10 @@ def _check_resume(checkpoint: Path, G, D, config, args, parser) -> None:
         saved = load_checkpoint(checkpoint)
     except CheckpointError as exc:
         parser.error(f"argument --resume: {one_line(exc)}")
+    done = saved.get("step")
+    if isinstance(done, int) and args.steps is not None and done >= args.steps:
+        parser.error(f"argument --steps: {checkpoint} is already at step {done:,}; pass more than that to "
+                     f"continue it")
     if saved.get("model") != args.model:
         parser.error(f"argument --resume: {checkpoint} holds a {saved.get('model')!r} run, not "
                      f"{args.model!r}")

@@ -138,6 +138,7 @@ def _one_line_status_2(argv, capsys):
 
 
 TRAIN = ["train", "dcgan", "--steps", "2", *SMALL, "--data-root", "DATA"]
+MORE = ["--steps", "4"]  # a resume that asks for more steps than the 2 the run has done
 SAMPLE = ["sample", "RUN", "--n", "4", "--out", "OUT.npy", "--refine-steps", "1"]
 EVALUATE = ["evaluate", "RUN", "--n", "8", "--data-root", "DATA"]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is there: --device cuda is valid")
@@ -168,12 +169,14 @@ CASES = [
     ("train --resume text", _with(TRAIN, "--out", "TEXT", "--resume"), ["--resume"]),
     ("train --resume random", _with(TRAIN, "--out", "RANDOM", "--resume"), ["--resume"]),
     ("train --resume truncated", _with(TRAIN, "--out", "TRUNCATED", "--resume"), ["--resume", "truncated"]),
-    ("train --resume NaN weights", _with(TRAIN, "--out", "NAN", "--resume"), ["--resume", "NaN"]),
-    ("train --resume other lr", _with(TRAIN, "--out", "RUN", "--resume", "--lr-d", "0.5"),
+    ("train --resume NaN weights", _with(TRAIN, "--out", "NAN", "--resume", *MORE), ["--resume", "NaN"]),
+    ("train --resume, steps done", _with(TRAIN, "--out", "RUN", "--resume"), ["--steps", "step 2"]),
+    ("train --resume other lr", _with(TRAIN, "--out", "RUN", "--resume", "--lr-d", "0.5", *MORE),
      ["--resume", "--lr-d"]),
-    ("train --resume other width", _with(TRAIN, "--out", "RUN", "--resume", "--base-channels", "8",
+    ("train --resume other width", _with(TRAIN, "--out", "RUN", "--resume", "--base-channels", "8", *MORE,
                                          drop=("--base-channels",)), ["--resume", "--base-channels"]),
-    ("train --resume other z", _with(TRAIN, "--out", "RUN", "--resume", "--z-dim", "9", drop=("--z-dim",)),
+    ("train --resume other z", _with(TRAIN, "--out", "RUN", "--resume", "--z-dim", "9", *MORE,
+                                     drop=("--z-dim",)),
      ["--resume", "--z-dim"]),
     # train: devices, sizes and seeds
     ("train --device gpu", _with(TRAIN, "--out", "OUT", "--device", "gpu", drop=("--device",)), ["--device"]),
