@@ -515,6 +515,8 @@ def _sample(args, parser) -> int:
     if args.out.is_dir():
         parser.error(f"argument --out: {args.out} is a folder, not a .npy file")
     G, D = _load_run(path, args, parser, device)
+    if not all(isinstance(getattr(G, k, None), int) for k in ("z_dim", "img_channels", "img_size")):
+        parser.error(f"argument run_dir: {path} holds a {type(G).__name__}, not an image generator from noise")
     _check_draw_memory(args, G, parser)
     images = _draw_checked(G, D, args, parser, path)              # (N, C, H, W) in [-1, 1]
     images = ((images + 1) / 2).clamp_(0, 1)                      # -> [0, 1]
