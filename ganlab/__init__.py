@@ -13,10 +13,11 @@ a U-Net restorer with L1 plus an adversarial loss, ``gl.classical`` holds the sc
 """
 from ._version import __version__  # noqa: E402
 
-from . import (augment, bench, classical, data, degrade, diagnostics, losses, metrics, models,  # noqa: E402
-               recipes, train, translate, utils, viz)
+from . import (augment, bench, classical, data, degrade, diagnostics, errors, losses, metrics,  # noqa: E402
+               models, recipes, train, translate, utils, viz)
 from .diagnostics import Finding, diagnose  # noqa: E402
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from .errors import DataError, UsageError  # noqa: E402
 from .train import (TrainConfig, TrainResult, d_step, fit, fit_vae, g_step, load_discriminator,  # noqa: E402
                     load_generator, refine_latents, sample)
 from .utils import device_of, get_device, seed_everything  # noqa: E402
@@ -30,6 +31,7 @@ __all__ = [
     "diagnose",
     "Finding",
     "degrade",
+    "errors",
     "losses",
     "metrics",
     "models",
@@ -51,6 +53,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "CheckpointError",
+    "UsageError",
+    "DataError",
     "get_device",
     "device_of",
     "seed_everything",

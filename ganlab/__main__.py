@@ -16,16 +16,29 @@ gradient steps towards a higher logit of the checkpoint's discriminator under th
 same images ``sample`` would (same flags, same seed) and scores them against the held-out MNIST digits on
 the domain classifier's features (:func:`ganlab.metrics.evaluate_run_samples`): Fréchet distance, KID,
 precision, recall, confident share and label entropy, with the same scores of as many real training
-digits for scale. A bad argument exits with status 2 and one line naming it.
+digits for scale.
+
+Nothing is lost, nothing is silent. ``train`` into a folder that already holds ``checkpoint.pt`` refuses
+unless told ``--resume`` (continue it; the flags must match the checkpoint's) or ``--overwrite`` (replace
+it); ``--resume`` without a checkpoint is an error too. A run that diverges (a NaN loss, or one beyond 1e6
+for five steps) stops and keeps its last good checkpoint. Every user error (a bad flag, a missing or
+damaged file, a device this machine lacks, sizes that do not fit in memory, a full or read-only disk, a
+diverged run) exits with status 2 and one line, ``ganlab: error: ...``, that names the argument or the
+file and says what was expected; a traceback means a bug in ganlab.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import math
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from .errors import UsageError, one_line
 from .recipes import MNIST as MNIST_RECIPE
 from .recipes import SAMPLE_REFINE
 
@@ -33,15 +46,21 @@ from .recipes import SAMPLE_REFINE
 # there); every value can be overridden by a flag.
 
 
-# config fields whose flag is not simply --field-name
-_FLAGS = {"betas": "--beta1/--beta2", "ema_half_life": "--ema-half-life", "max_minutes": "--minutes"}
+# config fields and builder arguments whose flag is not simply --field-name
+_FLAGS = {"betas": "--beta1/--beta2", "ema_half_life": "--ema-half-life", "max_minutes": "--minutes",
+          "d_spectral_norm": "--spectral-norm", "img_size": "--data", "img_channels": "--data"}
+
+
+def _flag(field: str) -> str:
+    """The flag that sets a config field or a builder argument."""
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line (``ganlab: error: argument --n: ...``) and exit status 2."""
 
     def error(self, message: str):  # noqa: D401
-        sys.stderr.write(f"ganlab: error: {message}\n")
+        sys.stderr.write(f"ganlab: error: {one_line(message)}\n")
         raise SystemExit(2)
 
 
@@ -67,6 +86,17 @@ def _number_type(kind: type, description: str, accept):
 _positive_int = _number_type(int, "a positive integer", lambda v: v > 0)
 _nonnegative_int = _number_type(int, "a non-negative integer", lambda v: v >= 0)
 _positive_float = _number_type(float, "a positive number", lambda v: v > 0)
+_seed = _number_type(int, "an integer in [0, 2**64)", lambda v: 0 <= v < 2**64)  # torch.manual_seed's range
+_layers = _number_type(int, "an integer from 0 to 64", lambda v: 0 <= v <= 64)
+# refine_latents scales z by 1 - step / 2 each step: from 2 on, z flips and grows instead of being pulled in
+_refine_step = _number_type(float, "a number in (0, 2)", lambda v: 0 < v < 2)
+
+
+def _path(text: str) -> Path:
+    """An argparse ``type`` for paths: an empty one would silently mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a non-empty path, got {text!r}")
+    return Path(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,18 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a GAN; stops after --minutes or --steps, whichever first")
     t.add_argument("model", choices=list_models(accepts="img_size"), help="registered image GAN name")
     t.add_argument("--data", choices=["mnist"], default="mnist", help="dataset (default: mnist)")
-    t.add_argument("--out", type=Path, required=True, help="output folder for checkpoint.pt and sample grids")
+    t.add_argument("--out", type=_path, required=True,
+                   help="output folder for checkpoint.pt and sample grids")
     t.add_argument("--minutes", type=_positive_float, default=None, help="wall-clock budget in minutes")
     t.add_argument("--steps", type=_positive_int, default=None, help="generator updates (default: no limit "
                                                                       "when --minutes is given)")
-    t.add_argument("--data-root", type=Path, default=None, help="data folder (default: $GANLAB_DATA, "
-                                                                "else the user cache)")
+    t.add_argument("--data-root", type=_path, default=None, help="data folder (default: $GANLAB_DATA, "
+                                                                 "else the user cache)")
     t.add_argument("--download", action="store_true", help="download MNIST with torchvision if missing")
     arch, cfg = MNIST_RECIPE.model_args, MNIST_RECIPE.config  # ganlab.recipes.MNIST
     t.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size)
     t.add_argument("--z-dim", type=_positive_int, default=arch["z_dim"])
     t.add_argument("--base-channels", type=_positive_int, default=arch["base_channels"])
-    t.add_argument("--extra-layers", type=_nonnegative_int, default=arch["extra_layers"],
+    t.add_argument("--extra-layers", type=_layers, default=arch["extra_layers"],
                    help="3x3 convolution layers (or residual blocks) added at 7x7 in each network")
     t.add_argument("--residual", action=argparse.BooleanOptionalAction, default=arch["residual"],
                    help="make each extra layer a residual block of two convolutions")
@@ -104,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                    default=arch["d_spectral_norm"], help="spectral norm in D instead of batch norm")
     t.add_argument("--ema-half-life", type=float, default=cfg.ema_half_life,
                    help="EMA half-life in images; 0 turns the EMA off")
-    t.add_argument("--seed", type=_nonnegative_int, default=0,
-                   help="seeds the weights, the batch order and the noise: equal seeds, equal runs (on the CPU)")
+    t.add_argument("--seed", type=_seed, default=0,
+                   help="seeds the weights, the batch order, the noise and the augmentation: equal seeds, "
+                        "byte-identical checkpoints (on the CPU)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     t.add_argument("--precision", choices=("auto",) + PRECISIONS, default=cfg.precision,
                    help="auto: bf16 (or fp16) on GPUs, fp32 on the CPU")
@@ -116,59 +148,292 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps between checkpoints (0: only at the end)")
     t.add_argument("--sample-every", type=_nonnegative_int, default=1000,
                    help="steps between sample grids (0: only at the end)")
-    t.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt if it exists")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    again = t.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out (its checkpoint.pt must exist; the flags must "
+                            "match it)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out (without it, a folder holding checkpoint.pt "
+                            "is refused)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar (there is one only on a terminal)")
 
     s = sub.add_parser("sample", help="write N samples as a float32 .npy array in [0, 1]")
-    s.add_argument("run_dir", type=Path, help="a folder written by `ganlab train` (or a checkpoint file)")
+    s.add_argument("run_dir", type=_path, help="a folder written by `ganlab train` (or a checkpoint file)")
     s.add_argument("--n", type=_positive_int, required=True, help="number of images")
-    s.add_argument("--out", type=Path, required=True, help="output .npy file")
-    s.add_argument("--seed", type=_nonnegative_int, default=0)
+    s.add_argument("--out", type=_path, required=True, help="output .npy file")
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA weights exist")
     s.add_argument("--refine-steps", type=_nonnegative_int, default=SAMPLE_REFINE["steps"],
                    help="gradient steps on each z towards a higher D logit (0: plain G(z))")
-    s.add_argument("--refine-step-size", type=_positive_float, default=SAMPLE_REFINE["step_size"],
-                   help="size of each refinement step")
+    s.add_argument("--refine-step-size", type=_refine_step, default=SAMPLE_REFINE["step_size"],
+                   help="size of each refinement step, in (0, 2)")
     s.add_argument("--device", default="cpu")
 
     e = sub.add_parser("evaluate", help="score N samples of an MNIST run against held-out digits")
-    e.add_argument("run_dir", type=Path, help="a folder written by `ganlab train` (or a checkpoint file)")
+    e.add_argument("run_dir", type=_path, help="a folder written by `ganlab train` (or a checkpoint file)")
     e.add_argument("--n", type=_positive_int, required=True, help="number of images to draw and score")
-    e.add_argument("--seed", type=_nonnegative_int, default=0, help="noise seed (and KID's subset seed)")
+    e.add_argument("--seed", type=_seed, default=0, help="noise seed (and KID's subset seed)")
     e.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA weights exist")
     e.add_argument("--refine-steps", type=_nonnegative_int, default=SAMPLE_REFINE["steps"],
                    help="as for `sample` (0: plain G(z))")
-    e.add_argument("--refine-step-size", type=_positive_float, default=SAMPLE_REFINE["step_size"],
+    e.add_argument("--refine-step-size", type=_refine_step, default=SAMPLE_REFINE["step_size"],
                    help="as for `sample`")
-    e.add_argument("--data-root", type=Path, default=None, help="data folder (default: $GANLAB_DATA, "
-                                                                "else the user cache)")
+    e.add_argument("--data-root", type=_path, default=None, help="data folder (default: $GANLAB_DATA, "
+                                                                 "else the user cache)")
     e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, auto")
     return parser
+
+# ---- checks shared by the commands: each ends in one line naming the flag (parser.error) or returns
+
+def _device(args, parser) -> "torch.device":
+    """``--device`` resolved, or one line naming it (``gpu``, or ``cuda`` on a machine without CUDA)."""
+    from .utils import get_device
+
+    try:
+        return get_device(args.device)
+    except (UsageError, TypeError) as exc:
+        parser.error(f"argument --device: {exc}")
+
+
+def _memory_bytes(device=None) -> int | None:
+    """The memory of ``device`` (a GPU's, else this machine's RAM) in bytes; ``None`` when unknown."""
+    import torch
+
+    if device is not None and device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return None
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if nbytes < 1000 or unit == "TB":
+            return f"{nbytes:.3g} {unit}" if unit != "bytes" else f"{nbytes:.0f} bytes"
+        nbytes /= 1000
+    return f"{nbytes:.3g} PB"  # pragma: no cover
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text
+                                               or "not enough memory" in text)
+
+
+def _run_checkpoint(args, parser) -> Path:
+    """The checkpoint file of ``run_dir`` (a folder written by ``train``, or the file itself)."""
+    from .train import CHECKPOINT_NAME
+
+    if not args.run_dir.exists():
+        parser.error(f"argument run_dir: {args.run_dir} does not exist")
+    path = args.run_dir / CHECKPOINT_NAME if args.run_dir.is_dir() else args.run_dir
+    if not path.is_file():
+        parser.error(f"argument run_dir: no checkpoint at {path}")
+    return path
+
+
+def _load_run(path: Path, args, parser, device):
+    """G (EMA weights unless ``--no-ema``) and, when refining, D of the checkpoint; one line if it is bad."""
+    from .checkpoint import CheckpointError
+    from .train import load_discriminator, load_generator
+
+    try:
+        G = load_generator(path, ema=not args.no_ema, device=device)
+        D = load_discriminator(path, device=device) if args.refine_steps else None
+    except (CheckpointError, FileNotFoundError) as exc:
+        parser.error(f"argument run_dir: {one_line(exc)}")
+    return G, D
+
+
+def _check_draw_memory(args, G, parser) -> None:
+    # the noise, the images and their float32 copy live in this machine's memory at once
+    per_image = 4 * (G.z_dim + 3 * G.img_channels * G.img_size ** 2)
+    memory = _memory_bytes()
+    if memory is not None and args.n * per_image > memory:
+        parser.error(f"argument --n: {args.n:,} images of {G.img_channels} x {G.img_size} x {G.img_size} "
+                     f"need about {_size(args.n * per_image)} of memory, more than this machine's "
+                     f"{_size(memory)}")
+
+
+def _draw_checked(G, D, args, parser, path: Path) -> "torch.Tensor":
+    """:func:`_draw`, with a refinement that blows up, or a generator that makes NaN, as one line."""
+    import torch
+
+    try:
+        images = _draw(G, D, args)
+    except UsageError as exc:  # refine_latents: the gradient steps overflowed
+        parser.error(f"argument --refine-step-size: {exc}")
+    except Exception as exc:
+        if _is_out_of_memory(exc):
+            parser.error(f"argument --n: out of memory drawing {args.n:,} images ({one_line(exc)[:120]})")
+        raise
+    if not bool(torch.isfinite(images).all()):
+        parser.error(f"argument run_dir: the generator in {path} made NaN or infinite pixels; its weights "
+                     f"are damaged or diverged")
+    return images
+
+
+def _check_train_out(args, parser) -> Path:
+    """``--out`` against ``--resume`` and ``--overwrite`` (never replace a run unasked); its checkpoint."""
+    from .train import CHECKPOINT_NAME
+
+    out = args.out
+    if out.exists() and not out.is_dir():
+        parser.error(f"argument --out: {out} exists and is not a folder")
+    checkpoint = out / CHECKPOINT_NAME
+    if args.resume and not checkpoint.is_file():
+        parser.error(f"argument --resume: there is no checkpoint to resume at {checkpoint}; leave out "
+                     f"--resume to start a new run there")
+    if checkpoint.exists() and not (args.resume or args.overwrite):
+        parser.error(f"argument --out: {out} already holds a run ({checkpoint}); pass --resume to continue "
+                     f"it or --overwrite to replace it, or choose another --out")
+    return checkpoint
+
+
+def _model_args(args) -> dict:
+    return dict(z_dim=args.z_dim, img_channels=1, img_size=28, base_channels=args.base_channels,
+                extra_layers=args.extra_layers, residual=args.residual, d_spectral_norm=args.spectral_norm)
+
+
+def _training_bytes(args) -> tuple[int, float]:
+    """``(parameters, bytes)`` a training run of these networks needs, estimated on the meta device.
+
+    Weights, gradients, Adam's two moments and the EMA of G (five copies), plus the activations of one
+    batch kept for the backward pass and their gradients (G's, and D's on the real and the fake batch).
+    """
+    import torch
+
+    from .models import build_gan
+
+    with torch.device("meta"):  # shapes only: nothing is allocated, however large
+        # spectral norm adds two vectors per layer, but its power iteration is slow on meta tensors
+        G, D = build_gan(args.model, **{**_model_args(args), "d_spectral_norm": False})
+        acts = [0]
+
+        def count(module, inputs, output):
+            if isinstance(output, torch.Tensor):
+                acts[0] += output.numel()
+
+        hooks = [m.register_forward_hook(count) for net in (G, D) for m in net.modules()
+                 if not list(m.children())]
+        x = G(torch.empty(1, G.z_dim))
+        per_g = acts[0]
+        D(x)
+        per_d = acts[0] - per_g
+        for h in hooks:
+            h.remove()
+    params = sum(p.numel() for net in (G, D) for p in net.parameters())
+    return params, 4.0 * (5 * params + 2 * args.batch_size * (per_g + 2 * per_d))
+
+
+def _check_training_size(args, parser, device) -> int:
+    """Refuse networks or batches that cannot fit in memory before any is allocated; the parameter count."""
+    defaults = MNIST_RECIPE.model_args
+    try:
+        params, need = _training_bytes(args)
+    except (RuntimeError, ValueError, OverflowError) as exc:  # sizes beyond int64, or that cannot be built
+        parser.error(f"argument --z-dim/--base-channels/--extra-layers: these sizes do not build a network "
+                     f"({one_line(exc)[:120]})")
+    memory = _memory_bytes(device)
+    if memory is not None and need > memory:
+        grown = [f for f, k in (("--z-dim", "z_dim"), ("--base-channels", "base_channels"),
+                                ("--extra-layers", "extra_layers")) if getattr(args, k) > defaults[k]]
+        weights = 4.0 * 5 * params
+        flags = "--batch-size" if weights < memory / 2 else ("/".join(grown) or "--z-dim/--base-channels")
+        parser.error(f"argument {flags}: training {params:,} parameters on batches of {args.batch_size} "
+                     f"needs about {_size(need)} of memory, more than the {_size(memory)} of "
+                     f"{'this machine' if device.type == 'cpu' else device}")
+    return params
+
+
+def _check_resume(checkpoint: Path, G, D, config, args, parser) -> None:
+    """The checkpoint to resume: readable, the same model, builder arguments and settings as these flags."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .train import TrainConfig
+    from .train.config import RESUMABLE_CHANGES
+
+    try:
+        saved = load_checkpoint(checkpoint)
+    except CheckpointError as exc:
+        parser.error(f"argument --resume: {one_line(exc)}")
+    done = saved.get("step")
+    if isinstance(done, int) and args.steps is not None and done >= args.steps:
+        parser.error(f"argument --steps: {checkpoint} is already at step {done:,}; pass more than that to "
+                     f"continue it")
+    if saved.get("model") != args.model:
+        parser.error(f"argument --resume: {checkpoint} holds a {saved.get('model')!r} run, not "
+                     f"{args.model!r}")
+    differ: dict[str, str] = {}
+    for key, net in (("g_args", G), ("d_args", D)):
+        old = saved.get(key)
+        if not isinstance(old, dict):
+            parser.error(f"argument --resume: {checkpoint} has no {key!r} entry: it was not written by "
+                         f"`train`")
+        for name in sorted(set(old) | set(net.model_args)):
+            if old.get(name) != net.model_args.get(name):
+                differ.setdefault(_flag(name), f"{_flag(name)}={old.get(name)!r} (not "
+                                               f"{net.model_args.get(name)!r})")
+    try:
+        old_config = TrainConfig.from_dict(saved.get("config") or {}).to_dict()
+    except (ValueError, TypeError) as exc:
+        parser.error(f"argument --resume: {checkpoint} holds no valid training config "
+                     f"({one_line(exc)[:120]})")
+    for name, value in config.to_dict().items():
+        if name not in RESUMABLE_CHANGES and old_config[name] != value:
+            differ.setdefault(_flag(name), f"{_flag(name)}={old_config[name]!r} (not {value!r})")
+    if differ:
+        parser.error(f"argument --resume: {checkpoint} was trained with {', '.join(differ.values())}; pass "
+                     f"the same flags to resume it, or --overwrite to start again")
+
+
+def _prepare_out(args, parser, params: int) -> None:
+    """Make ``--out`` and check it takes a checkpoint (writable, space free); ``--overwrite`` clears it."""
+    from .train import CHECKPOINT_NAME
+
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=args.out):  # fails now, not after an hour, on a read-only folder
+            pass
+        free = shutil.disk_usage(args.out).free
+    except OSError as exc:
+        parser.error(f"argument --out: cannot write to {args.out}: {exc.strerror or exc}")
+    need = 2 * 4 * 5 * params  # the checkpoint (weights, Adam's moments, EMA) and its temporary twin
+    if need > free:
+        parser.error(f"argument --out: a checkpoint of these networks needs about {_size(need)} on disk, but "
+                     f"only {_size(free)} is free at {args.out}")
+    if args.overwrite:
+        for old in [args.out / CHECKPOINT_NAME, *args.out.glob("samples_*.png")]:
+            old.unlink(missing_ok=True)
+
+
+def _config_flag_error(exc: Exception, parser) -> None:
+    field = str(exc).split()[0].rstrip(":")
+    parser.error(f"argument {_flag(field)}: {exc}")
+
 
 
 def _train(args, parser) -> int:
     import torch  # noqa: F401  (imported here so `--help` stays fast)
 
     from .data import MNIST
+    from .errors import DataError
     from .models import build_gan
-    from .train import UNLIMITED_STEPS, fit
+    from .train import UNLIMITED_STEPS, fit, speed_settings
     from .utils import seed_everything
 
+    # ---- every check before anything is built, loaded or written
     if args.minutes is None and args.steps is None:
         parser.error("argument --minutes/--steps: give at least one of them")
     if not math.isfinite(args.ema_half_life) or args.ema_half_life < 0:
         parser.error(f"argument --ema-half-life: must be >= 0, got {args.ema_half_life}")
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"argument --out: {args.out} exists and is not a folder")
+    checkpoint = _check_train_out(args, parser)
+    device = _device(args, parser)
     try:
-        data = MNIST(args.data_root, train=True, img_size=28, download=args.download)
-    except FileNotFoundError as exc:
-        parser.error(f"argument --data: {exc}")
-    try:
-        seed_everything(args.seed)  # before building G and D: their initial weights come from it
-        G, D = build_gan(args.model, z_dim=args.z_dim, img_channels=1, img_size=28,
-                         base_channels=args.base_channels, extra_layers=args.extra_layers,
-                         residual=args.residual, d_spectral_norm=args.spectral_norm)
         config = MNIST_RECIPE.train_config(
             steps=args.steps if args.steps is not None else UNLIMITED_STEPS, batch_size=args.batch_size,
             lr_g=args.lr_g, lr_d=args.lr_d, betas=(args.beta1, args.beta2), loss=args.loss, seed=args.seed,
@@ -176,13 +441,49 @@ def _train(args, parser) -> int:
             precision=args.precision, channels_last=args.channels_last, compile=args.compile,
             ema_half_life=args.ema_half_life or None,
             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-            max_minutes=args.minutes, progress=not args.quiet)
+            max_minutes=args.minutes, progress=not args.quiet and sys.stderr.isatty())
     except ValueError as exc:
-        field = str(exc).split()[0]
-        flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
-        parser.error(f"argument {flag}: {exc}")
+        _config_flag_error(exc, parser)
+    try:
+        data = MNIST(args.data_root, train=True, img_size=28, download=args.download)
+    except FileNotFoundError as exc:
+        parser.error(f"argument {'--data' if args.data_root is None else '--data-root'}: {exc}")
+    except DataError as exc:
+        parser.error(f"argument --data-root: {exc}")
+    if args.batch_size > len(data):
+        parser.error(f"argument --batch-size: must be at most the number of training images ({len(data):,}), "
+                     f"got {args.batch_size:,}")
+    params = _check_training_size(args, parser, device)
+
+    # ---- the networks, seeded: their initial weights come from --seed alone
+    try:
+        seed_everything(args.seed)
+        G, D = build_gan(args.model, seed=args.seed, **_model_args(args))
+        speed_settings(config, device, D=D)  # fp16 on a CPU, compile where unsupported: the flag's error
+    except ValueError as exc:
+        _config_flag_error(exc, parser)
+    except Exception as exc:
+        if _is_out_of_memory(exc):
+            parser.error(f"argument --z-dim/--base-channels: out of memory building the networks "
+                         f"({one_line(exc)[:120]})")
+        raise
+    if args.resume:
+        _check_resume(checkpoint, G, D, config, args, parser)
+    _prepare_out(args, parser, params)
+
+    # ---- the run
     start = time.perf_counter()
-    result = fit(G, D, data, config, out_dir=args.out, resume=args.resume)
+    try:
+        result = fit(G, D, data, config, out_dir=args.out, resume=args.resume)
+    except FloatingPointError as exc:  # divergence: the message names the last good checkpoint, kept
+        parser.error(one_line(exc))
+    except UsageError as exc:  # a checkpoint that fails the loop's own checks on resume
+        parser.error(f"argument --resume: {one_line(exc)}" if args.resume else one_line(exc))
+    except Exception as exc:
+        if _is_out_of_memory(exc):
+            parser.error(f"argument --batch-size: out of memory on {device} at batches of {args.batch_size} "
+                         f"({one_line(exc)[:120]}); the last checkpoint in {args.out} was kept")
+        raise
     print(f"trained {result.step} steps ({result.step * config.batch_size:,} images) in "
           f"{time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: {result.checkpoint}")
     return 0
@@ -207,34 +508,32 @@ def _draw(G, D, args) -> "torch.Tensor":
 def _sample(args, parser) -> int:
     import numpy as np
 
-    from .checkpoint import CheckpointError
-    from .train import CHECKPOINT_NAME, load_discriminator, load_generator
-
-    path = args.run_dir / CHECKPOINT_NAME if args.run_dir.is_dir() else args.run_dir
-    if not path.is_file():
-        parser.error(f"argument run_dir: no checkpoint at {path}")
+    device = _device(args, parser)
+    path = _run_checkpoint(args, parser)
     if args.out.suffix != ".npy":
         parser.error(f"argument --out: must end in .npy, got {args.out}")
-    try:
-        G = load_generator(path, ema=not args.no_ema, device=args.device)
-        D = load_discriminator(path, device=args.device) if args.refine_steps else None
-    except (CheckpointError, ValueError) as exc:
-        parser.error(f"argument run_dir: {exc}")
-    images = _draw(G, D, args)                                    # (N, C, H, W) in [-1, 1]
+    if args.out.is_dir():
+        parser.error(f"argument --out: {args.out} is a folder, not a .npy file")
+    G, D = _load_run(path, args, parser, device)
+    if not all(isinstance(getattr(G, k, None), int) for k in ("z_dim", "img_channels", "img_size")):
+        parser.error(f"argument run_dir: {path} holds a {type(G).__name__}, not an image generator from noise")
+    _check_draw_memory(args, G, parser)
+    images = _draw_checked(G, D, args, parser, path)              # (N, C, H, W) in [-1, 1]
     images = ((images + 1) / 2).clamp_(0, 1)                      # -> [0, 1]
     if images.shape[1] == 1:
         images = images[:, 0]                                     # (N, H, W) for grey images
     if images.shape[-1] == 32 and G.img_channels == 1:
         images = images[..., 2:30, 2:30]                          # MNIST trained padded: back to 28 x 28
     array = images.numpy().astype(np.float32)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    from .utils import atomic_write
+    from .utils import atomic_write, remove_stale_temp_files
+
+    remove_stale_temp_files(args.out.parent, (args.out.name,))
 
     def write(tmp):
         with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare temp name
             np.save(fh, array)
 
-    atomic_write(args.out, write)
+    atomic_write(args.out, write)  # a full or read-only disk: an OSError naming --out (see main)
     print(f"wrote {array.shape[0]} samples of shape {tuple(array.shape[1:])} to {args.out}")
     return 0
 
@@ -242,43 +541,31 @@ def _sample(args, parser) -> int:
 def _evaluate(args, parser) -> int:
 
     from .metrics import evaluate_run_samples, get_mnist_classifier, reference_features
-    from .checkpoint import CheckpointError
     from .data import MNIST
-    from .train import CHECKPOINT_NAME, load_discriminator, load_generator
-    from .utils import get_device
+    from .errors import DataError
 
-    try:
-        device = get_device(args.device)
-    except ValueError as exc:
-        parser.error(f"argument --device: {exc}")
+    device = _device(args, parser)
     if args.n < 4:  # k-NN precision / recall need more than k = 3 points in each set
         parser.error(f"argument --n: must be at least 4 to score precision and recall, got {args.n}")
-    if not args.run_dir.exists():
-        parser.error(f"argument run_dir: {args.run_dir} does not exist")
-    path = args.run_dir / CHECKPOINT_NAME if args.run_dir.is_dir() else args.run_dir
-    if not path.is_file():
-        parser.error(f"argument run_dir: no checkpoint at {path}")
-    try:
-        G = load_generator(path, ema=not args.no_ema, device=device)
-    except (CheckpointError, ValueError) as exc:
-        parser.error(f"argument run_dir: {exc}")
+    path = _run_checkpoint(args, parser)
+    G, D = _load_run(path, args, parser, device)
     shape = (getattr(G, "img_channels", None), getattr(G, "img_size", None))
     if shape[0] != 1 or shape[1] not in (28, 32) or not isinstance(getattr(G, "z_dim", None), int):
         parser.error(f"argument run_dir: {path} is not an MNIST run (grey 28 x 28 or 32 x 32 images from "
                      f"noise), its generator makes (channels, size) = {shape}")
-    try:
-        D = load_discriminator(path, device=device) if args.refine_steps else None
-    except (CheckpointError, ValueError) as exc:
-        parser.error(f"argument run_dir: {exc}")
+    _check_draw_memory(args, G, parser)
     try:
         held = MNIST(args.data_root, train=False)
         train = MNIST(args.data_root, train=True, limit=args.n)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, DataError) as exc:
         parser.error(f"argument --data-root: {exc}")
-    classifier = get_mnist_classifier(args.data_root, device=device, progress=sys.stderr.isatty())
+    try:
+        classifier = get_mnist_classifier(args.data_root, device=device, progress=sys.stderr.isatty())
+    except UsageError as exc:  # too few training digits to train the domain classifier on
+        parser.error(f"argument --data-root: the domain classifier cannot be trained on this data ({exc})")
 
     # the images `sample` writes, in [-1, 1] at 28 x 28
-    images = _draw(G, D, args)
+    images = _draw_checked(G, D, args, parser, path)
     if images.shape[-1] == 32:
         images = images[..., 2:30, 2:30]                          # MNIST trained padded: back to 28 x 28
 
@@ -300,11 +587,21 @@ def _evaluate(args, parser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "train":
-        return _train(args, parser)
-    if args.command == "evaluate":
-        return _evaluate(args, parser)
-    return _sample(args, parser)
+    command = {"train": _train, "evaluate": _evaluate, "sample": _sample}[args.command]
+    try:
+        return command(args, parser)
+    except UsageError as exc:  # a bad file or value that the command did not tie to one flag
+        parser.error(one_line(exc))
+    except OSError as exc:  # a full disk, a read-only folder: say which file
+        if exc.filename is None:
+            raise
+        parser.error(f"cannot write {exc.filename}: {exc.strerror or exc}" if exc.errno in _WRITE_ERRNOS
+                     else f"{exc.filename}: {exc.strerror or exc}")
+
+
+# the errors of a write that the disk or its permissions refused
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EFBIG,
+                 getattr(errno, "EDQUOT", -1)}
 
 
 if __name__ == "__main__":

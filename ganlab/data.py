@@ -22,15 +22,19 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from .utils import check_nonnegative_int, check_positive_float, check_positive_int, check_probability
+from .errors import DataError, one_line
+from .utils import (check_nonnegative_int, check_positive_float, check_positive_int, check_probability,
+                    check_seed)
 
 __all__ = [
+    "DataError",
     "data_root",
     "to_signed",
     "to_unit",
@@ -82,20 +86,64 @@ def _find(raw: Path, name: str) -> Path | None:
     return None
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped), the format of the MNIST files."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+_IDX_UBYTE = 0x08            # the IDX type code of unsigned bytes, the third byte of the magic number
+_REDOWNLOAD = "delete it and download MNIST again (download=True, or --download)"
+
+
+def _read_idx(path: Path, ndim: int | None = None) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), the format of the MNIST files: ``ndim`` dimensions of bytes.
+
+    Every kind of damage is a :class:`ganlab.errors.DataError` that names the file: a gzip stream cut
+    short, a failed CRC, a file that is not gzip at all, a wrong magic number (0x0000080N for N
+    dimensions of unsigned bytes) or a size that disagrees with the header.
+    """
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                data = fh.read()
+        else:
+            data = path.read_bytes()
+    except EOFError:
+        raise DataError(f"{path} is truncated: its gzip stream ends early; {_REDOWNLOAD}") from None
+    except gzip.BadGzipFile as exc:  # not gzip at all, or a failed CRC / length check
+        raise DataError(f"{path} is damaged: not a valid gzip file ({one_line(exc)}); "
+                        f"{_REDOWNLOAD}") from None
+    except zlib.error as exc:
+        raise DataError(f"{path} is damaged: its compressed data is corrupt ({one_line(exc)}); "
+                        f"{_REDOWNLOAD}") from None
+    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    if (magic is None or data[0] != 0 or data[1] != 0 or data[2] != _IDX_UBYTE
+            or (ndim is not None and data[3] != ndim)):
+        expected = f"0x{0x800 + ndim:08x}" if ndim is not None else "0x0000080N"
+        found = f"0x{magic:08x}" if magic is not None else f"only {len(data)} bytes"
+        raise DataError(f"{path} is not an IDX file of unsigned bytes with {ndim or 'N'} dimension(s): its "
+                        f"magic number is {found}, expected {expected}; {_REDOWNLOAD}")
     ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
+    if len(data) < offset:
+        raise DataError(f"{path} is truncated: {len(data)} bytes, shorter than its {offset}-byte header; "
+                        f"{_REDOWNLOAD}")
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     expected = offset + int(np.prod(dims))
     if len(data) != expected:
-        raise ValueError(f"{path} is truncated or corrupt: {len(data)} bytes, expected {expected}")
+        raise DataError(f"{path} is truncated or corrupt: {len(data)} bytes, expected {expected} for "
+                        f"{' x '.join(map(str, dims))} values; {_REDOWNLOAD}")
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def _read_mnist(img_path: Path, lbl_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The images ``(N, 28, 28)`` and labels ``(N,)`` of an MNIST split, checked against each other."""
+    images, labels = _read_idx(img_path, ndim=3), _read_idx(lbl_path, ndim=1)
+    if images.shape[1:] != (28, 28):
+        raise DataError(f"{img_path} holds {images.shape[1]} x {images.shape[2]} images, expected "
+                        f"MNIST's 28 x 28")
+    if len(images) != len(labels):
+        raise DataError(f"{lbl_path} holds {len(labels)} labels but {img_path} holds {len(images)} images: "
+                        f"the two files must come from the same split; delete both and download MNIST again")
+    if len(labels) and int(labels.max()) > 9:
+        raise DataError(f"{lbl_path} holds a label of {int(labels.max())} (first at index "
+                        f"{int(np.argmax(labels > 9))}); MNIST labels are digits 0..9; {_REDOWNLOAD}")
+    return images, labels
 
 
 class MNIST(Dataset):
@@ -112,6 +160,11 @@ class MNIST(Dataset):
         heldout_fraction: share of the 10,000 test images held out when only they are present.
         split_seed: seed of the permutation that makes that split.
         limit: keep only the first ``limit`` images (``None`` keeps all).
+
+    Raises ``FileNotFoundError`` when the files are not there, and :class:`ganlab.errors.DataError` (a
+    ``ValueError`` naming the file) when one is damaged: a truncated or corrupt gzip stream, a wrong magic
+    number, a size that disagrees with its header, image and label files of different lengths, or a label
+    outside 0..9.
 
     Attributes:
         images: ``(N, 1, img_size, img_size)`` float tensor in [-1, 1], the whole split in memory.
@@ -136,7 +189,7 @@ class MNIST(Dataset):
         check_probability("heldout_fraction", heldout_fraction)
         if heldout_fraction == 0:
             raise ValueError("heldout_fraction must be in (0, 1), got 0")
-        check_nonnegative_int("split_seed", split_seed)
+        check_seed("split_seed", split_seed)
         if limit is not None:
             check_positive_int("limit", limit)
         self.root = data_root(root)
@@ -164,10 +217,10 @@ class MNIST(Dataset):
             self._download()
             train_files, test_files = self._files("train"), self._files("test")
         if train_files is not None and test_files is not None:
-            img_path, lbl_path = train_files if self.train else test_files
-            return _read_idx(img_path), _read_idx(lbl_path), "full"
+            images, labels = _read_mnist(*(train_files if self.train else test_files))
+            return images, labels, "full"
         if test_files is not None:
-            images, labels = _read_idx(test_files[0]), _read_idx(test_files[1])
+            images, labels = _read_mnist(*test_files)
             perm = np.random.default_rng(split_seed).permutation(len(images))
             n_train = len(images) - int(round(heldout_fraction * len(images)))
             idx = np.sort(perm[:n_train] if self.train else perm[n_train:])
@@ -183,8 +236,13 @@ class MNIST(Dataset):
         from torchvision.datasets import MNIST as TorchvisionMNIST
 
         self.root.mkdir(parents=True, exist_ok=True)
-        for train in (True, False):
-            TorchvisionMNIST(str(self.root), train=train, download=True)  # writes <root>/MNIST/raw/
+        try:
+            for train in (True, False):
+                TorchvisionMNIST(str(self.root), train=train, download=True)  # writes <root>/MNIST/raw/
+        except (OSError, RuntimeError) as exc:  # no network, a mirror down, a full disk
+            raise DataError(f"downloading MNIST into {self.raw_folder} failed ({one_line(exc)[:160]}); "
+                            f"copy the four files there by hand, or set GANLAB_DATA to a folder holding "
+                            f"MNIST/raw/") from None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -223,7 +281,7 @@ def grid_centers(size: int = 5, spacing: float = 2.0) -> torch.Tensor:
 def _mixture(centers: torch.Tensor, n: int, std: float, seed: int) -> torch.Tensor:
     check_positive_int("n", n)
     check_positive_float("std", std)
-    check_nonnegative_int("seed", seed)
+    check_seed("seed", seed)
     g = torch.Generator().manual_seed(seed)
     which = torch.randint(len(centers), (n,), generator=g)
     return centers[which] + std * torch.randn(n, 2, generator=g)
@@ -281,7 +339,7 @@ def photo_patches(names: str | tuple[str, ...] | list[str] = ("astronaut", "coff
     scale = check_positive_float("scale", scale)
     if scale > 1:
         raise ValueError(f"scale must be in (0, 1], got {scale!r}")
-    check_nonnegative_int("seed", seed)
+    check_seed("seed", seed)
     g = torch.Generator().manual_seed(seed)
     crops = []
     for i, name in enumerate(names):
@@ -317,7 +375,7 @@ class PairedDataset(TensorDataset):
                              f"{tuple(clean.shape) if isinstance(clean, torch.Tensor) else type(clean).__name__}")
         if not callable(degradation):
             raise TypeError(f"degradation must be callable, got {type(degradation).__name__}")
-        check_nonnegative_int("seed", seed)
+        check_seed("seed", seed)
         inputs = degradation(clean, seed=seed)
         if inputs.shape[0] != clean.shape[0]:
             raise ValueError("degradation must keep the number of images")

@@ -22,10 +22,13 @@ device. :class:`Compose` chains them. Strengths are given in the units a reader 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from .utils import check_positive_int, check_probability
+from .errors import UsageError
+from .utils import check_finite, check_positive_int, check_probability
 
 __all__ = [
     "Degradation",
@@ -46,17 +49,18 @@ def _check_images(x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor of images (B, C, H, W), got {type(x).__name__}")
     if x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(f"x must be a float tensor of shape (B, C, H, W), got {x.dtype} {tuple(x.shape)}")
-    return x
+        raise UsageError(f"x must be a float tensor of shape (B, C, H, W), got {x.dtype} {tuple(x.shape)}")
+    return check_finite("x", x)
 
 
 def _number(name: str, value, *, low: float = 0.0, low_open: bool = False, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+    # a finite number in the bounds: an infinite sigma or fill would silently make every pixel inf or NaN
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UsageError(f"{name} must be a finite number, got {value!r}")
     ok = (value > low if low_open else value >= low) and (high is None or value <= high)
     if not ok:
         bounds = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}{']' if high is not None else ')'}"
-        raise ValueError(f"{name} must be in {bounds}, got {value!r}")
+        raise UsageError(f"{name} must be in {bounds}, got {value!r}")
     return float(value)
 
 

@@ -51,9 +51,14 @@ from scipy.spatial.distance import cdist
 from torch import nn
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .errors import UsageError
 from .models.classifier import MNISTClassifier
-from .utils import (check_choice, check_nonnegative_int, check_positive_float, check_positive_int, device_of,
-                    get_device)
+from .utils import (check_choice, check_nonnegative_int, check_pixels, check_positive_float,
+                    check_positive_int, device_of, get_device)
+
+# metrics accept images a little outside their range (noisy inputs are scored unclipped, then clamped), but
+# not values this many range widths beyond it: those are images on another scale (0..255 under (-1, 1))
+_PIXEL_SLACK = 4.0
 
 __all__ = [
     "cache_folder",
@@ -149,9 +154,9 @@ def classifier_outputs(images: torch.Tensor, classifier: nn.Module, *,
     ``images``: ``(N, 1, 28, 28)`` or ``(N, 1, 32, 32)`` in [-1, 1]; batches go to the classifier's device.
     """
     check_positive_int("batch_size", batch_size)
-    images = torch.as_tensor(images)
+    images = check_pixels("images", images, slack=_PIXEL_SLACK)
     if images.dim() != 4 or len(images) == 0:
-        raise ValueError(f"images must have shape (N, 1, H, W) with N > 0, got {tuple(images.shape)}")
+        raise UsageError(f"images must have shape (N, 1, H, W) with N > 0, got {tuple(images.shape)}")
     device = device_of(classifier)
     was_training = classifier.training
     classifier.eval()
@@ -172,10 +177,23 @@ def _as_float64(name: str, x: Any) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of numbers") from None
+        raise UsageError(f"{name} must be an array of numbers") from None
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} holds NaN or infinite values")
+        raise UsageError(f"{name} holds NaN or infinite values")
     return arr
+
+
+def _check_covariance(name: str, s: np.ndarray) -> np.ndarray:
+    # symmetric positive semi-definite, up to round-off relative to its largest entry; returns eigenvalues
+    scale = max(float(np.abs(s).max()), 1e-300)
+    if not np.allclose(s, s.T, rtol=0, atol=1e-6 * scale):
+        raise UsageError(f"{name} must be a covariance matrix (symmetric), got one with |S - S^T| up to "
+                         f"{float(np.abs(s - s.T).max()):.3g}")
+    w = linalg.eigvalsh((s + s.T) / 2)
+    if w.min() < -1e-6 * max(scale, float(np.abs(w).max())):
+        raise UsageError(f"{name} must be a covariance matrix (positive semi-definite), got an eigenvalue of "
+                         f"{w.min():.3g}")
+    return w
 
 
 def feature_statistics(features: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -191,16 +209,21 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
 
     The square root is taken of the symmetric matrix ``Σ₁^{1/2} Σ₂ Σ₁^{1/2}`` (which has the same trace
     root as ``Σ₁ Σ₂``) through its eigenvalues, with negative round-off clipped to zero: stable for the
-    singular covariances that ReLU features produce.
+    singular covariances that ReLU features produce. Empty inputs, and matrices that are not covariances
+    (not symmetric, or with a negative eigenvalue beyond round-off), raise a ``UsageError`` naming them.
     """
     m1, m2 = _as_float64("mu1", mu1), _as_float64("mu2", mu2)
     s1, s2 = _as_float64("sigma1", sigma1), _as_float64("sigma2", sigma2)
     if m1.ndim != 1 or m1.shape != m2.shape:
-        raise ValueError(f"mu1 and mu2 must be vectors of the same length, got {m1.shape} and {m2.shape}")
+        raise UsageError(f"mu1 and mu2 must be vectors of the same length, got {m1.shape} and {m2.shape}")
     d = m1.shape[0]
+    if d == 0:
+        raise UsageError("mu1 and mu2 are empty: the Fréchet distance needs features of at least "
+                         "one dimension")
     for name, s in (("sigma1", s1), ("sigma2", s2)):
         if s.shape != (d, d):
-            raise ValueError(f"{name} must have shape ({d}, {d}), got {s.shape}")
+            raise UsageError(f"{name} must have shape ({d}, {d}), got {s.shape}")
+        _check_covariance(name, s)
     # Σ₁^{1/2} from the eigen-decomposition of the (symmetrised) covariance
     w1, v1 = linalg.eigh((s1 + s1.T) / 2)
     root1 = (v1 * np.sqrt(np.clip(w1, 0, None))) @ v1.T
@@ -212,9 +235,15 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
 
 
 def _probs(probs: Any) -> np.ndarray:
+    # class probabilities: in [0, 1], each row summing to 1 (logits are the usual mistake)
     p = _as_float64("probs", probs)
-    if p.ndim != 2 or len(p) == 0:
-        raise ValueError(f"probs must have shape (N, num_classes) with N > 0, got {p.shape}")
+    if p.ndim != 2 or len(p) == 0 or p.shape[1] == 0:
+        raise UsageError(f"probs must have shape (N, num_classes) with N > 0, got {p.shape}")
+    sums = p.sum(axis=1)
+    if p.min() < -1e-6 or p.max() > 1 + 1e-6 or np.abs(sums - 1).max() > 1e-3:
+        raise UsageError(f"probs must be class probabilities (each row in [0, 1], summing to 1), got values "
+                         f"in [{p.min():.3g}, {p.max():.3g}] and row sums in [{sums.min():.3g}, "
+                         f"{sums.max():.3g}]; logits need a softmax first")
     return p
 
 
@@ -391,12 +420,18 @@ def class_accuracy(images: torch.Tensor, labels: torch.Tensor, *, classifier: nn
 
 # --- image restoration -----------------------------------------------------------------------------
 
-def _unit_pair(pred: Any, target: Any, value_range: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
-    # both to [0, 1] (clamped, as saving them as images would), float64, shape-checked
-    lo, hi = (float(v) for v in value_range)
-    if not hi > lo:
-        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range!r}")
-    p, t = torch.as_tensor(pred).detach().cpu().double(), torch.as_tensor(target).detach().cpu().double()
+def _unit_pair(pred: Any, target: Any, value_range: tuple[float, float],
+               names: tuple[str, str] = ("pred", "target")) -> tuple[torch.Tensor, torch.Tensor]:
+    # both to [0, 1] (clamped, as saving them as images would), float64, shape-checked; NaN and images on
+    # another scale than value_range (0..255 under (-1, 1)) are refused rather than scored
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise UsageError(f"value_range must be two numbers (low, high), got {value_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise UsageError(f"value_range must be (low, high) with high > low, got {value_range!r}")
+    p = check_pixels(names[0], pred, value_range=(lo, hi), slack=_PIXEL_SLACK).detach().cpu().double()
+    t = check_pixels(names[1], target, value_range=(lo, hi), slack=_PIXEL_SLACK).detach().cpu().double()
     if p.shape != t.shape or p.dim() != 4 or len(p) == 0:
         raise ValueError(f"pred and target must have the same shape (N, C, H, W), got {tuple(p.shape)} "
                          f"and {tuple(t.shape)}")
@@ -470,7 +505,7 @@ def laplacian_variance(images: Any, *, value_range: tuple[float, float] = (-1.0,
     (``book/03_gan_vs_vae.ipynb``, ``book/05b_image_restoration.ipynb``). ``reduction="none"`` returns
     the ``(N,)`` values.
     """
-    x, _ = _unit_pair(images, images, value_range)
+    x, _ = _unit_pair(images, images, value_range, names=("images", "images"))
     n, c = x.shape[:2]
     if c not in (1, 3):
         raise ValueError(f"images must have 1 or 3 channels, got {c}")

@@ -43,9 +43,10 @@ class Recipe:
     model_args: dict[str, Any]          # the builder's keyword arguments (ganlab.models.build_<model>)
     config: TrainConfig = field(default_factory=TrainConfig)  # the training settings; steps is a default
 
-    def build(self, **overrides: Any) -> tuple[nn.Module, nn.Module]:
-        """``build_gan(model, **model_args, **overrides)``: a fresh (G, D); seed torch first for fixed weights."""
-        return build_gan(self.model, **{**self.model_args, **overrides})
+    def build(self, *, seed: int | None = None, **overrides: Any) -> tuple[nn.Module, nn.Module]:
+        """``build_gan(model, **model_args, **overrides, seed=seed)``: a fresh (G, D), whose initial weights
+        are a function of ``seed`` when it is given (else seed torch first for fixed weights)."""
+        return build_gan(self.model, seed=seed, **{**self.model_args, **overrides})
 
     def train_config(self, **overrides: Any) -> TrainConfig:
         """A copy of ``config`` with ``overrides`` (e.g. ``steps``, ``seed``, ``device``), validated."""

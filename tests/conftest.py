@@ -4,6 +4,9 @@ Each is a factory (call it with overrides), so a test states only what differs f
 A module whose tests share other defaults derives its own factory in one line, e.g.
 ``cfg = functools.partial(train_config, steps=6)`` inside a fixture.
 """
+import gzip
+
+import numpy as np
 import pytest
 import torch
 
@@ -34,3 +37,23 @@ def train_config():
         return gl.TrainConfig(**{"steps": 4, "batch_size": 8, "progress": False, "n_samples": 4, "device": "cpu",
                                  **kwargs})
     return make
+
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    # uint8 values in the IDX format of the MNIST files, uncompressed
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture(scope="session")
+def fake_mnist_root(tmp_path_factory):
+    """A data folder holding the t10k MNIST files of 64 random digits (51 train, 13 held out); read-only."""
+    root = tmp_path_factory.mktemp("fake_mnist")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    digits = rng.integers(0, 256, (64, 28, 28))
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(digits), mtime=0))
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(np.arange(64) % 10), mtime=0))
+    return root

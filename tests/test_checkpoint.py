@@ -76,3 +76,55 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         atomic_write(target, broken)
     assert target.read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"step: 5\nweights: none\n", "truncated or not a torch checkpoint"),
+    (bytes(range(256)) * 20, "truncated or not a torch checkpoint"),
+])
+def test_empty_text_and_random_files_are_named_and_not_called_unsafe(tmp_path, content, message):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    text = str(info.value)
+    assert str(path) in text and message in text and "\n" not in text
+    assert "unsafe" not in text  # nothing here asked for an unpickle that could run code
+
+
+def test_equal_contents_give_byte_identical_files(tmp_path):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 3)
+    a = save_checkpoint(tmp_path / "a.pt", G=lin, step=3, history={"loss": [1.0, 0.5]})
+    b = save_checkpoint(tmp_path / "sub" / "b.pt", G=lin, step=3, history={"loss": [1.0, 0.5]})
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    path = save_checkpoint(tmp_path / "c.pt", step=1)
+    old = path.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)  # where a full disk with delayed allocation reports it
+    with pytest.raises(OSError) as info:
+        save_checkpoint(path, step=2)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_stale_temp_files_are_removed_and_others_kept(tmp_path):
+    from ganlab.utils import remove_stale_temp_files
+
+    stale = [tmp_path / ".checkpoint.pt.abc123.tmp", tmp_path / ".samples_000010.png.xyz.tmp"]
+    others = [tmp_path / "checkpoint.pt", tmp_path / ".other.tmp", tmp_path / ".checkpoint.pt.notes"]
+    for p in stale + others:
+        p.write_bytes(b"x")
+    removed = remove_stale_temp_files(tmp_path, ("checkpoint.pt", "samples_*.png"))
+    assert sorted(removed) == sorted(stale)
+    assert all(p.exists() for p in others) and not any(p.exists() for p in stale)

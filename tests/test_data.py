@@ -122,3 +122,45 @@ def test_download_is_not_attempted_when_the_test_files_are_there(tmp_path, monke
     _fake_mnist(tmp_path, n=20)
     monkeypatch.setattr(MNIST, "_download", lambda self: pytest.fail("must not download"))
     assert MNIST(tmp_path, download=True).source == "test-split"
+
+
+def _damage(raw: Path, kind: str) -> str:
+    """Damage the fake MNIST files under ``raw`` one way; returns the name of the file the error must name."""
+    images, labels = raw / "t10k-images-idx3-ubyte.gz", raw / "t10k-labels-idx1-ubyte.gz"
+    if kind == "truncated gz":       # a download cut short
+        images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])
+        return images.name
+    if kind == "bad CRC":            # one bit flipped in the stored checksum
+        b = bytearray(labels.read_bytes())
+        b[-6] ^= 0x01
+        labels.write_bytes(bytes(b))
+        return labels.name
+    if kind == "not gzip":           # an HTML error page saved under the file's name
+        images.write_bytes(b"<html>404</html>")
+        return images.name
+    if kind == "wrong magic":        # the labels file where the images should be
+        images.write_bytes(labels.read_bytes())
+        return images.name
+    if kind == "more labels":
+        _write_idx(labels, np.arange(21) % 10)
+        return labels.name
+    if kind == "fewer labels":
+        _write_idx(labels, np.arange(19) % 10)
+        return labels.name
+    if kind == "label 200":
+        _write_idx(labels, np.full(20, 200))
+        return labels.name
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("truncated gz", "truncated"), ("bad CRC", "CRC"), ("not gzip", "gzip"), ("wrong magic", "magic number"),
+    ("more labels", "21 labels"), ("fewer labels", "19 labels"), ("label 200", "label of 200")])
+def test_damaged_files_raise_one_line_naming_the_file(tmp_path, kind, message):
+    _fake_mnist(tmp_path, n=20)
+    name = _damage(tmp_path / "MNIST" / "raw", kind)
+    with pytest.raises(data.DataError) as info:
+        MNIST(tmp_path)
+    text = str(info.value)
+    assert name in text and message in text and "\n" not in text, text
+    assert isinstance(info.value, ValueError)

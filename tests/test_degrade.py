@@ -1,4 +1,6 @@
 """Degradations: closed forms, seeding, composition, masks, and argument checks."""
+import math
+
 import pytest
 import torch
 
@@ -131,3 +133,21 @@ def test_call_errors():
         dg.Compose(dg.Greyscale(), "noise")
     with pytest.raises(ValueError, match="mask as an extra channel"):
         dg.split_mask(x)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: dg.GaussianNoise(sigma=math.inf), "sigma must be a finite number"),
+    (lambda: dg.GaussianNoise(sigma=(0.1, math.inf)), "sigma must be a finite number"),
+    (lambda: dg.GaussianNoise(sigma=math.nan), "sigma must be a finite number"),
+    (lambda: dg.BoxMask(size=3, fill=math.nan), "fill must be a finite number"),
+])
+def test_strengths_must_be_finite(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_non_finite_images_are_refused():
+    x = images(size=6)
+    x[0, 0, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="x holds 1 NaN or infinite"):
+        dg.GaussianNoise(sigma=0.1)(x, seed=0)

@@ -181,3 +181,52 @@ def test_laplacian_variance_matches_scikit_image_and_falls_with_blur():
     blurred = torch.from_numpy(np.stack([skimage_filters.gaussian(img.numpy(), sigma=1.0, channel_axis=0)
                                          for img in x]))
     assert laplacian_variance(blurred) < 0.2 * laplacian_variance(x)
+
+
+def test_frechet_distance_refuses_empty_inputs_and_matrices_that_are_not_covariances():
+    with pytest.raises(ValueError, match="empty"):
+        frechet_distance(np.zeros(0), np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)))
+    mu = np.zeros(3)
+    with pytest.raises(ValueError, match="sigma1 must be a covariance matrix .positive semi-definite"):
+        frechet_distance(mu, -np.eye(3), mu, np.eye(3))
+    with pytest.raises(ValueError, match="sigma2 must be a covariance matrix .symmetric"):
+        frechet_distance(mu, np.eye(3), mu, np.triu(np.ones((3, 3))))
+    # round-off of singular covariances (ReLU features) is still accepted
+    f = np.random.default_rng(0).normal(size=(5, 8))
+    assert frechet_distance(*feature_statistics(f), *feature_statistics(f)) == pytest.approx(0, abs=1e-6)
+
+
+def test_probabilities_that_are_not_probabilities_are_refused():
+    logits = np.random.default_rng(0).normal(size=(20, 10)) * 5
+    for fn in (confident_share, label_entropy, label_histogram):
+        with pytest.raises(ValueError, match="probs must be class probabilities.*softmax"):
+            fn(logits)
+    with pytest.raises(ValueError, match="probs must be class probabilities"):
+        confident_share(np.full((4, 10), 0.5))  # each in [0, 1], but the rows sum to 5
+
+
+@pytest.mark.parametrize("fn", ["psnr", "ssim", "laplacian_variance"])
+def test_restoration_metrics_refuse_nan_and_images_on_another_scale(fn):
+    score = getattr(metrics, fn)
+    call = (lambda x, y: score(x)) if fn == "laplacian_variance" else score
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    bad = x.clone()
+    bad[0, 0, 3, 3] = math.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        call(bad, x)
+    with pytest.raises(ValueError, match=r"must be images in \[-1, 1\], got .*value_range=\(0, 255\)"):
+        call((x + 1) * 127.5, (x + 1) * 127.5)  # 0..255 pixels under the default range
+    assert math.isfinite(call(x, x * 0.9))
+    # noisy inputs are scored unclipped, as before: values beyond [-1, 1] but on the same scale pass
+    noisy = x + 2 * 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    assert math.isfinite(call(noisy, x))
+
+
+def test_classifier_inputs_are_checked():
+    clf = nn.Sequential()
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 5, 5] = math.nan
+    with pytest.raises(ValueError, match="images holds 1 NaN"):
+        metrics.classifier_outputs(x, clf)
+    with pytest.raises(ValueError, match=r"images must be images in \[-1, 1\]"):
+        metrics.classifier_outputs(torch.full((2, 1, 28, 28), 255.0), clf)

@@ -18,8 +18,10 @@ import inspect
 import warnings
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
+from ..utils import check_seed
 from .classifier import MNISTClassifier
 from .dcgan import DCGANDiscriminator, DCGANGenerator, stage_plan
 from .pix2pix import PatchGANDiscriminator, UNetGenerator
@@ -156,11 +158,21 @@ def _dispatch(caller: str, builders: dict[str, Callable[..., Pair]], name: str, 
     return builders[name](**kwargs)
 
 
-def build_gan(name: str, **kwargs) -> Pair:
+def build_gan(name: str, *, seed: int | None = None, **kwargs) -> Pair:
     """Build the generator and discriminator registered as ``name`` with its builder (see the module
     docstring): ``build_gan("dcgan", **kw)`` is ``build_dcgan(**kw)``, ``build_gan("toy", **kw)`` is
-    ``build_toy(**kw)``. An argument the builder does not take is a ``TypeError`` naming it."""
-    return _dispatch("build_gan", _BUILDERS, name, kwargs)
+    ``build_toy(**kw)``. An argument the builder does not take is a ``TypeError`` naming it.
+
+    ``seed`` (an integer in ``[0, 2**64)``) makes the initial weights a function of it alone: they are drawn
+    from torch's global generator seeded with it, whose state is restored afterwards. ``None`` draws them
+    from the global generator as it stands (seed it with ``torch.manual_seed`` for the same effect).
+    """
+    if seed is None:
+        return _dispatch("build_gan", _BUILDERS, name, kwargs)
+    check_seed("seed", seed)
+    with torch.random.fork_rng(devices=[]):  # the CPU generator only: every initialiser draws from it
+        torch.manual_seed(seed)
+        return _dispatch("build_gan", _BUILDERS, name, kwargs)
 
 
 register_gan("dcgan", DCGANGenerator, DCGANDiscriminator, build_dcgan)

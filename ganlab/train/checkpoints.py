@@ -4,6 +4,11 @@ A checkpoint holds every piece of state that changes during a run (weights, opti
 scalers, batch-norm statistics, the EMA of G, history, step), the config, and the registered model
 name with its constructor arguments (``model_args``, nanoGPT style), so :func:`load_generator` and
 :func:`load_discriminator` rebuild the networks without pickled classes (``weights_only=True``).
+
+The history is saved without its ``seconds`` column: the wall-clock is the one thing a seed does not
+decide, and leaving it out makes two runs with the same seed write byte-identical checkpoints (on the CPU).
+Everything read back is checked: a missing entry, networks of another architecture, a config that differs
+or non-finite weights raise :class:`ganlab.checkpoint.CheckpointError` with one line that names the file.
 """
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import (CheckpointError, check_finite_state, checkpoint_entry, load_checkpoint,
+                          save_checkpoint)
+from ..errors import one_line
 from ..models import GAN_REGISTRY
 from ..utils import get_device
 from .config import RESUMABLE_CHANGES, TrainConfig
@@ -44,7 +51,34 @@ def write_gan_checkpoint(path: Path, state: GANState, config: TrainConfig, step:
     return save_checkpoint(
         path, model=name, g_args=getattr(state.G, "model_args", None), d_args=getattr(state.D, "model_args", None),
         G=state.G, D=state.D, opt_g=state.opt_g, opt_d=state.opt_d, scaler_g=state.scaler_g,
-        scaler_d=state.scaler_d, G_ema=state.G_ema, config=config.to_dict(), step=step, history=history)
+        scaler_d=state.scaler_d, G_ema=state.G_ema, config=config.to_dict(), step=step,
+        history={k: v for k, v in history.items() if k != "seconds"})  # the wall-clock is not the seed's
+
+
+def _load_weights(net: nn.Module, weights: Any, name: str, path: Path) -> None:
+    """``net.load_state_dict(weights)``; a mismatch (another architecture) is one line naming ``path``."""
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path}: its {name!r} entry is not a state dict")
+    try:
+        net.load_state_dict(weights)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        first = one_line(exc)
+        detail = first.split(":", 1)[-1].strip()[:160] if "Error(s) in loading" in first else first[:160]
+        raise CheckpointError(f"{path}: {name} does not match the network it is loaded into (another "
+                              f"architecture: {detail})") from None
+
+
+def _check_same_args(path: Path, saved: dict[str, Any], net: nn.Module, name: str) -> None:
+    # the builder arguments of the checkpoint's networks against those of the networks given to resume
+    args = getattr(net, "model_args", None)
+    saved_args = saved.get(f"{name.lower()}_args")
+    if not isinstance(args, dict) or not isinstance(saved_args, dict):
+        return  # networks without model_args: load_state_dict decides
+    differ = [f"{k}={saved_args.get(k)!r} (not {args.get(k)!r})" for k in sorted(set(args) | set(saved_args))
+              if saved_args.get(k) != args.get(k)]
+    if differ:
+        raise CheckpointError(f"{path} was trained with a {name} of other arguments: {', '.join(differ)}; "
+                              f"build the networks as the checkpoint's to resume it")
 
 
 def resume_gan(path: Path, state: GANState, config: TrainConfig,
@@ -52,18 +86,33 @@ def resume_gan(path: Path, state: GANState, config: TrainConfig,
     """Load the checkpoint at ``path`` into ``state``; returns its ``(step, history)``.
 
     ``config`` must match the checkpoint's except for the fields in ``RESUMABLE_CHANGES`` (budgets,
-    logging, device and the speed levers that leave the result unchanged).
+    logging, device and the speed levers that leave the result unchanged), and the networks must be built
+    with the checkpoint's arguments; otherwise, or for a damaged file, a :class:`CheckpointError` names it.
     """
     saved_state = load_checkpoint(path, map_location=device)
-    saved = TrainConfig.from_dict(saved_state["config"]).to_dict()
+    try:
+        saved = TrainConfig.from_dict(checkpoint_entry(saved_state, "config", dict, path)).to_dict()
+    except CheckpointError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its config is not a valid TrainConfig ({one_line(exc)})") from None
     differ = [k for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and saved[k] != v]
     if differ:
-        raise ValueError(f"resume: the config differs from the checkpoint's in {', '.join(differ)}")
+        raise CheckpointError(f"resume: the config differs from the checkpoint's in {', '.join(differ)} "
+                              f"({', '.join(f'{k}={saved[k]!r}' for k in differ)} in {path})")
+    for name, net in (("G", state.G), ("D", state.D)):
+        _check_same_args(path, saved_state, net, name)
+    step = checkpoint_entry(saved_state, "step", int, path)
+    history = checkpoint_entry(saved_state, "history", dict, path)
     for key in ("G", "D", "opt_g", "opt_d", "scaler_g", "scaler_d"):
-        getattr(state, key).load_state_dict(saved_state[key])
+        _load_weights(getattr(state, key), checkpoint_entry(saved_state, key, dict, path), key, path)
+    for key in ("G", "D"):
+        check_finite_state(key, saved_state[key], path)
     if state.G_ema is not None:
-        state.G_ema.load_state_dict(saved_state["G_ema"])
-    return int(saved_state["step"]), {k: list(v) for k, v in saved_state["history"].items()}
+        _load_weights(state.G_ema, checkpoint_entry(saved_state, "G_ema", dict, path), "G_ema", path)
+    if step < 0 or not all(isinstance(v, list) for v in history.values()):
+        raise CheckpointError(f"{path}: its step ({step}) or history is malformed")
+    return step, {k: list(v) for k, v in history.items()}
 
 
 def _saved_gan(checkpoint: str | Path) -> tuple[dict[str, Any], type, type]:
@@ -71,27 +120,44 @@ def _saved_gan(checkpoint: str | Path) -> tuple[dict[str, Any], type, type]:
     state = load_checkpoint(checkpoint, map_location="cpu")
     name = state.get("model")
     if name not in GAN_REGISTRY or not isinstance(state.get("g_args"), dict):
-        raise ValueError(f"checkpoint: {checkpoint} does not name a registered model (model={name!r})")
+        raise CheckpointError(f"checkpoint: {checkpoint} does not name a registered model (model={name!r})")
     return state, *GAN_REGISTRY[name]
 
 
+def _build(cls: type, args: Any, name: str, path: str | Path) -> nn.Module:
+    if not isinstance(args, dict):
+        raise CheckpointError(f"{path}: its {name} entry is missing or not a dict of builder arguments")
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its {name} do not build a {cls.__name__} ({one_line(exc)})") from None
+
+
 def load_generator(checkpoint: str | Path, *, ema: bool = True, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the generator saved in a checkpoint written by ``fit`` (its EMA weights when present)."""
+    """Rebuild the generator saved in a checkpoint written by ``fit`` (its EMA weights when present).
+
+    A damaged or foreign file, or one whose weights are not finite, raises :class:`CheckpointError`.
+    """
+    device = get_device(device)  # a bad device is the device's error, not the checkpoint's
     state, g_cls, _ = _saved_gan(checkpoint)
-    G = g_cls(**state["g_args"])
+    G = _build(g_cls, state["g_args"], "g_args", checkpoint)
     if ema and state.get("G_ema") is not None:
-        weights = {k[len("module."):]: v for k, v in state["G_ema"].items() if k.startswith("module.")}
+        name = "G_ema"
+        ema_state = checkpoint_entry(state, "G_ema", dict, checkpoint)
+        weights = {k[len("module."):]: v for k, v in ema_state.items() if k.startswith("module.")}
     else:
-        weights = state["G"]
-    G.load_state_dict(weights)
-    return G.to(get_device(device)).eval()
+        name, weights = "G", checkpoint_entry(state, "G", dict, checkpoint)
+    _load_weights(G, weights, name, Path(checkpoint))
+    check_finite_state(name, weights, checkpoint)
+    return G.to(device).eval()
 
 
 def load_discriminator(checkpoint: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the discriminator saved in a checkpoint written by ``fit``, in eval mode."""
+    device = get_device(device)
     state, _, d_cls = _saved_gan(checkpoint)
-    if not isinstance(state.get("d_args"), dict) or not isinstance(state.get("D"), dict):
-        raise ValueError(f"checkpoint: {checkpoint} holds no discriminator")
-    D = d_cls(**state["d_args"])
-    D.load_state_dict(state["D"])
-    return D.to(get_device(device)).eval()
+    D = _build(d_cls, state.get("d_args"), "d_args", checkpoint)
+    weights = checkpoint_entry(state, "D", dict, checkpoint)
+    _load_weights(D, weights, "D", Path(checkpoint))
+    check_finite_state("D", weights, checkpoint)
+    return D.to(device).eval()

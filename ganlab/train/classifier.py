@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import check_bool, check_nonnegative_int, check_positive_float, check_positive_int
+from ..errors import UsageError
+from ..utils import check_bool, check_nonnegative_int, check_positive_float, check_positive_int, check_seed
 from .loop import Run
 
 __all__ = ["ClassifierConfig", "fit_classifier"]
@@ -37,7 +38,7 @@ class ClassifierConfig:
         check_positive_int("batch_size", self.batch_size)
         check_positive_float("lr", self.lr)
         check_nonnegative_int("max_shift", self.max_shift)
-        check_nonnegative_int("seed", self.seed)
+        check_seed("seed", self.seed)
         check_bool("progress", self.progress)
 
 
@@ -52,7 +53,7 @@ def fit_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         raise TypeError(f"config must be a ClassifierConfig, got {type(config).__name__}")
     steps_per_epoch = len(images) // config.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"batch_size ({config.batch_size}) is larger than the data ({len(images)} images)")
+        raise UsageError(f"batch_size ({config.batch_size}) is larger than the data ({len(images)} images)")
 
     # ---- setup
     g = torch.Generator().manual_seed(config.seed)

@@ -20,7 +20,7 @@ from torch import nn
 from ..augment import parse_policy
 from ..losses import get_loss
 from ..utils import (check_betas, check_bool, check_choice, check_nonnegative_int, check_positive_float,
-                     check_positive_int)
+                     check_positive_int, check_seed)
 from .levers import PRECISIONS, RESUMABLE_LEVERS, SpeedLevers
 
 __all__ = ["TrainConfig", "TrainResult", "UNLIMITED_STEPS", "CALLBACK_EVENTS", "CHECKPOINT_NAME",
@@ -35,7 +35,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 def check_run_fields(config: Any) -> None:
     """Check the fields every ganlab loop config has; each error is a ``ValueError`` naming the field.
 
-    ``steps``, ``batch_size``, ``device``, ``precision`` (see :mod:`.levers`), ``seed``, ``log_every``,
+    ``steps``, ``batch_size``, ``device``, ``precision`` (see :mod:`.levers`), ``seed`` (in
+    ``[0, 2**64)``), ``log_every``,
     ``max_minutes`` (``None`` or > 0) and ``progress``.
     """
     check_positive_int("steps", config.steps)
@@ -45,7 +46,7 @@ def check_run_fields(config: Any) -> None:
     check_choice("precision", config.precision, PRECISIONS + ("auto",))
     if isinstance(config, SpeedLevers):
         config.check_levers()
-    check_nonnegative_int("seed", config.seed)
+    check_seed("seed", config.seed)
     check_positive_int("log_every", config.log_every)
     if config.max_minutes is not None:
         check_positive_float("max_minutes", config.max_minutes)
@@ -101,7 +102,8 @@ class TrainConfig(SpeedLevers):
     log_every: int = 10                 # steps between history entries
     sample_every: int = 0               # steps between sample grids from fixed noise; 0: only at the end
     n_samples: int = 64                 # images in each sample grid
-    checkpoint_every: int = 0           # steps between checkpoints (needs out_dir); 0: only at the end
+    checkpoint_every: int = 500         # steps between checkpoints (needs out_dir); 0: only at the end.
+                                        # Not 0 by default: a diverging run keeps its last finite checkpoint
     max_minutes: float | None = None    # wall-clock budget of this call; None: no limit
     progress: bool = True               # show a tqdm progress bar
 

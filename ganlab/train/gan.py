@@ -8,7 +8,14 @@ everything that changes lives in the :class:`~.loop.Run` (step, history, clock) 
 
 Exact resume: the batch order and every noise draw are functions of ``(seed, step)`` (:mod:`.batches`),
 and a checkpoint holds every piece of state that changes, so a run stopped and resumed ends with the same
-weights as one that never stopped (on the CPU; GPU kernels may be non-deterministic).
+weights as one that never stopped (on the CPU; GPU kernels may be non-deterministic). Two runs of the same
+seed from the same initial weights (``build_gan(..., seed=...)``) write byte-identical checkpoints.
+
+Nothing is lost: a checkpoint is written every ``checkpoint_every`` steps (500 by default) and never with
+non-finite weights or batch-norm statistics; a loss that turns NaN or infinite, or stays beyond
+:data:`~.loop.EXPLODING_LOSS` for :data:`~.loop.EXPLODING_STEPS` steps, stops the run with a
+``FloatingPointError`` that names the last good checkpoint, which is kept. Temporary files that a killed
+run left in ``out_dir`` are removed when the next run starts.
 
 The EMA of G follows NVlabs' half-life rule: after each step ``G_ema <- β G_ema + (1 - β) G`` with
 ``β = 0.5 ** (batch_size / half_life_images)`` (Karras et al. 2018, https://arxiv.org/abs/1710.10196).
@@ -27,13 +34,14 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..losses import get_loss
-from ..utils import atomic_write, check_positive_float, check_positive_int, get_device, tune_cpu_allocator
+from ..utils import (atomic_write, check_positive_float, check_positive_int, get_device,
+                     remove_stale_temp_files, tune_cpu_allocator)
 from .batches import Batches, step_generator
 from .checkpoints import GANState, resume_gan, write_gan_checkpoint
 from .config import CALLBACK_EVENTS, CHECKPOINT_NAME, TrainConfig, TrainResult
 from .levers import (autocast_context, make_optimizers, make_scaler, resolve_channels_last, resolve_precision,
                      speed_settings)
-from .loop import Run, check_callbacks
+from .loop import EXPLODING_LOSS, Run, check_callbacks
 from .nets import call, noise, unwrap
 from .sampling import sample
 from .steps import discriminator_update, generator_update
@@ -84,12 +92,20 @@ def _take_samples(run: Run, state: GANState, config: TrainConfig, fixed_z: torch
     run.emit("on_sample", _callback_state(run, state, config, images=images))
 
 
+def _all_finite(tensors: Iterable[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+
 def _checkpoint(run: Run, state: GANState, config: TrainConfig, out_dir: Path) -> None:
-    # a finite loss can still be followed by an update that overflows the weights: never checkpoint those
-    bad = [name for name, net in (("G", state.G), ("D", state.D))
-           if not all(bool(torch.isfinite(p).all()) for p in net.parameters())]
+    # a finite loss can still be followed by an update that overflows the weights, or the batch-norm
+    # statistics (an inf running_var): never checkpoint those
+    nets = [("G", state.G), ("D", state.D)] + ([("G_ema", state.G_ema)] if state.G_ema is not None else [])
+    bad = [name for name, net in nets[:2] if not _all_finite(net.parameters())]
     if bad:
         raise run.diverged(f"{' and '.join(bad)} has non-finite weights")
+    bad = [name for name, net in nets if not _all_finite(net.buffers()) or not _all_finite(net.parameters())]
+    if bad:
+        raise run.diverged(f"{' and '.join(bad)} has non-finite weights or batch-norm statistics")
     run.saved(write_gan_checkpoint(out_dir / CHECKPOINT_NAME, state, config, run.step, run.history))
 
 
@@ -103,13 +119,19 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
         data: images ``(N, C, H, W)`` in [-1, 1], a ``TensorDataset`` or any dataset of ``(image, label)``.
         config: a :class:`TrainConfig` (defaults when ``None``).
         out_dir: folder for ``checkpoint.pt`` and sample grids; ``None`` writes nothing.
-        resume: ``True`` continues from ``out_dir/checkpoint.pt`` when it exists; a path continues from
-            that checkpoint. The config must match the checkpoint's except for steps, device, logging,
-            sampling, checkpoint interval, time budget, progress bar and most speed levers.
+        resume: ``True`` continues from ``out_dir/checkpoint.pt`` when it exists (and starts afresh when it
+            does not); a path continues from that checkpoint. The config must match the checkpoint's except
+            for steps, device, logging, sampling, checkpoint interval, time budget, progress bar and most
+            speed levers, and G and D must be built as the checkpoint's (else a ``CheckpointError``). A
+            resumed run's history has no ``seconds`` column: checkpoints do not keep the wall-clock.
         callbacks: ``{"on_step_end": [fn], "on_sample": [fn]}``; each ``fn(state)`` gets a namespace with
             ``step``, ``G``, ``D``, ``G_ema``, ``history``, ``config`` (and ``images`` for ``on_sample``).
 
-    The modules are trained in place (moved to the config's device) and returned in the result.
+    The modules are trained in place (moved to the config's device) and returned in the result. ``data``
+    is checked where it enters: float, finite, and images in [-1, 1] (a ``UsageError`` otherwise; 0..255
+    pixels go through ``ganlab.data.to_signed`` first). A diverging run stops with a ``FloatingPointError``
+    (see the module docstring); an exploding loss stops it too, rather than warning, because the run is on
+    its way to NaN and every further checkpoint would replace a good one with exploded weights.
     """
     # ---- arguments
     config = config if config is not None else TrainConfig()
@@ -124,6 +146,7 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     if levers["tune_allocator"]:
         tune_cpu_allocator()
     batches = Batches(data, config.batch_size, config.seed)
+    batches.check("data")
     layout = torch.channels_last if resolve_channels_last(config.channels_last, batches(0)[0]) \
         else torch.contiguous_format
     G.to(device, memory_format=layout).train()
@@ -143,7 +166,9 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     if conditional and batches.labels is None and batches.dataset is None:
         raise ValueError("data: G is class-conditional but the data has no labels")
 
-    # ---- resume
+    # ---- resume (after clearing the temporary files of a run killed mid-write)
+    if out_dir is not None:
+        remove_stale_temp_files(out_dir, (CHECKPOINT_NAME, "samples_*.png"))
     step, history = 0, {}
     if resume is not False:
         path = Path(resume) if resume is not True else out_dir / CHECKPOINT_NAME
@@ -156,7 +181,8 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     with Run(steps=config.steps, step=step, history=history, log_every=config.log_every,
              max_minutes=config.max_minutes, progress=config.progress, desc="training",
              postfix={"d_loss": ".3f", "g_loss": ".3f"}, callbacks=callbacks, events=CALLBACK_EVENTS,
-             checkpoints=True, advice="Lower the learning rates or use a bounded loss (hinge, least_squares).") as run:
+             checkpoints=True, explode_at=EXPLODING_LOSS, timed=not history or "seconds" in history,
+             advice="Lower the learning rates or use a bounded loss (hinge, least_squares).") as run:
         while run.running():
             for j in range(config.n_critic):
                 index = run.step * config.n_critic + j            # batch and noise are functions of it

@@ -16,6 +16,13 @@ organised"; minGPT's ``Trainer`` is the same idea with its tiny event hook. A lo
 A history row is ``{"step": k, <stats as floats>, "seconds": since the start}``, written every
 ``log_every`` steps and at the last step; ``UNLIMITED_STEPS`` with ``max_minutes`` makes a run that only
 its time budget ends.
+
+Divergence: a ``finite`` value that is NaN or infinite stops the run with a ``FloatingPointError``. So does
+an *exploding* one, when the loop asks for it (``explode_at``; ``ganlab.fit`` does, at
+:data:`EXPLODING_LOSS`): beyond that magnitude for :data:`EXPLODING_STEPS` steps in a row, with the same
+message. It stops rather than warns because such a run is on its way to NaN (a loss of 1e6 in a GAN means
+logits of that size, far outside anything that trains) and because each checkpoint it went on writing would
+replace a good one with exploded weights; a warning scrolls away in a long command-line run.
 """
 from __future__ import annotations
 
@@ -32,7 +39,11 @@ from ..utils import check_choice
 from .config import UNLIMITED_STEPS
 from .steps import as_floats
 
-__all__ = ["Run", "check_callbacks"]
+__all__ = ["Run", "check_callbacks", "EXPLODING_LOSS", "EXPLODING_STEPS"]
+
+# a loss beyond this magnitude for this many steps in a row stops a run as NaN does (see the module docstring)
+EXPLODING_LOSS = 1e6
+EXPLODING_STEPS = 5
 
 
 def check_callbacks(callbacks: Mapping[str, Iterable[Callable]] | None,
@@ -67,18 +78,22 @@ class Run:
         callbacks, events: the callbacks and the events the loop emits.
         advice: appended to the divergence error, e.g. "lower the learning rate".
         checkpoints: the divergence error names the last checkpoint written (``self.checkpoint``).
+        explode_at: stop when a ``finite`` value of :meth:`end_step` is beyond this magnitude for
+            ``explode_steps`` steps in a row, as for NaN; ``None``: only NaN and infinity stop.
     """
 
     def __init__(self, *, steps: int, step: int = 0, history: dict[str, list[float]] | None = None,
                  log_every: int | None = None, max_minutes: float | None = None, progress: bool = False,
                  desc: str = "training", postfix: Mapping[str, str] | None = None, timed: bool = True,
                  check_logged: bool = False, callbacks: Mapping[str, Iterable[Callable]] | None = None,
-                 events: tuple[str, ...] = ("on_step_end",), advice: str = "", checkpoints: bool = False) -> None:
+                 events: tuple[str, ...] = ("on_step_end",), advice: str = "", checkpoints: bool = False,
+                 explode_at: float | None = None, explode_steps: int = EXPLODING_STEPS) -> None:
         self.steps, self.step = steps, step
         self.history = history if history is not None else {}
         self.log_every, self.timed, self.check_logged = log_every, timed, check_logged
         self.postfix, self.advice, self.checkpoints = dict(postfix or {}), advice, checkpoints
         self.callbacks = check_callbacks(callbacks, events)
+        self.explode_at, self.explode_steps, self.exploding = explode_at, explode_steps, 0
         self.stopped = "steps"                  # "steps" (budget done) or "time" (max_minutes reached)
         self.checkpoint: Path | None = None     # the last checkpoint written, and at which step
         self.checkpoint_step = -1
@@ -91,9 +106,11 @@ class Run:
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is None and self.stopped == "time" and self.bar.total != self.bar.n:
+        if exc_type is not None:  # a stopped run's bar is cleared, so that its error is the line that remains
+            self.bar.leave = False
+        elif self.stopped == "time" and self.bar.total != self.bar.n:
             # the time budget is this run's end: a bar stopped short of `steps` would read as a crash
-            # (red in a notebook); a crash (an exception) keeps its unfinished bar
+            # (red in a notebook)
             self.bar.total = self.bar.n
             self.bar.refresh()
         self.bar.close()
@@ -118,8 +135,17 @@ class Run:
         Returns the history row written (``None`` when none was due).
         """
         self.step += 1
-        if finite and not all(bool(torch.isfinite(torch.as_tensor(stats[k]))) for k in finite):
-            raise self.diverged(", ".join(f"{k}={float(stats[k])}" for k in finite))
+        if finite:
+            values = {k: float(torch.as_tensor(stats[k]).detach()) for k in finite}  # one sync per value
+            if not all(math.isfinite(v) for v in values.values()):
+                raise self.diverged(", ".join(f"{k}={v}" for k, v in values.items()))
+            if self.explode_at is not None:
+                big = any(abs(v) > self.explode_at for v in values.values())
+                self.exploding = self.exploding + 1 if big else 0
+                if self.exploding >= self.explode_steps:
+                    what = ", ".join(f"{k}={v:.3g}" for k, v in values.items())
+                    raise self.diverged(f"{what} (beyond {self.explode_at:.0e} for {self.exploding} steps "
+                                        f"in a row)")
         self.bar.update(1)
         if not (self.step == self.steps or (self.log_every and self.step % self.log_every == 0)):
             return None
@@ -147,8 +173,8 @@ class Run:
         """The error that stops a run whose losses or weights stopped being finite."""
         message = f"training diverged at step {self.step}: {what}"
         if self.checkpoints:
-            message += (f"; the last good checkpoint "
-                        f"({self.checkpoint if self.checkpoint is not None else 'none written'}) was kept")
+            message += (f"; the last good checkpoint ({self.checkpoint}) was kept"
+                        if self.checkpoint is not None else "; no checkpoint had been written yet")
         return FloatingPointError(f"{message}. {self.advice}" if self.advice else message)
 
     def emit(self, event: str, state: Any) -> None:

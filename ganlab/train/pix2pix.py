@@ -36,7 +36,7 @@ from torch.utils.data import TensorDataset
 
 from ..losses import get_loss
 from ..utils import get_device
-from .batches import Batches
+from .batches import Batches, check_training_images
 from .config import check_adam_fields, check_run_fields, check_weight, config_to_dict
 from .levers import autocast_context, make_scaler, resolve_precision
 from .loop import Run, check_callbacks
@@ -168,6 +168,8 @@ def fit_pix2pix(G: nn.Module, D: nn.Module | None, data: Any, config: Pix2PixCon
         raise TypeError("D must be an nn.Module when adv_weight > 0 (pass None only for an L1-only run)")
     check_callbacks(callbacks, ("on_step_end",))
     data = _paired(data)
+    check_training_images("data inputs", data.tensors[0], pixel_range=False)  # noisy inputs may leave [-1, 1]
+    check_training_images("data targets", data.tensors[1])
     use_d = config.adv_weight > 0
     D = D if use_d else None
 

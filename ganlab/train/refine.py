@@ -9,7 +9,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..utils import check_nonnegative_int, check_positive_float, check_positive_int, device_of
+from ..errors import UsageError
+from ..utils import (check_finite, check_nonnegative_int, check_positive_float, check_positive_int,
+                     device_of)
 from .nets import call, unwrap
 
 __all__ = ["refine_latents"]
@@ -31,15 +33,24 @@ def refine_latents(G: nn.Module, D: nn.Module, z: torch.Tensor, *, steps: int = 
     ``G`` and ``D`` run in eval mode (modes restored after); no weight changes or gains a gradient.
     ``steps=0`` returns ``z`` unchanged. A class-conditional pair needs the ``labels`` G draws for.
     ``progress`` shows a bar over the batches (each costs ``steps`` forward and backward passes of G and D).
+
+    ``step_size`` must be below 2: each step multiplies z by ``1 - step_size / 2`` before adding the
+    gradient, which for 2 or more no longer pulls z towards the prior but flips and grows it. A refinement
+    that still leaves z non-finite (a gradient that overflowed) raises a ``UsageError`` naming
+    ``step_size`` rather than returning NaN.
     """
     check_nonnegative_int("steps", steps)
     check_positive_float("step_size", step_size)
+    if step_size >= 2:
+        raise UsageError(f"step_size must be in (0, 2), got {step_size!r}: at 2 or more the prior's pull on "
+                         f"z overshoots and z grows without bound")
     check_positive_int("batch_size", batch_size)
     G, D = unwrap(G), unwrap(D)
     if not isinstance(D, nn.Module):
         raise TypeError(f"D must be an nn.Module, got {type(D).__name__}")
     if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != G.z_dim:
         raise ValueError(f"z must have shape (N, {G.z_dim}), got {tuple(getattr(z, 'shape', ()))}")
+    check_finite("z", z)
     if labels is not None:
         labels = torch.as_tensor(labels, dtype=torch.int64)
         if labels.shape != (len(z),):
@@ -64,6 +75,10 @@ def refine_latents(G: nn.Module, D: nn.Module, z: torch.Tensor, *, steps: int = 
                     # only z's gradient is computed: autograd.grad skips the weights' gradients
                     grad, = torch.autograd.grad(logits.float().sum(), zi)
                 zi = (zi + 0.5 * step_size * (grad - zi)).detach()
+            if not bool(torch.isfinite(zi).all()):
+                raise UsageError(f"step_size: refining z with steps of {step_size:g} gave NaN or infinite "
+                                 f"values (the discriminator's gradient overflowed); use a smaller step size "
+                                 f"or fewer steps")
             out.append(zi.to(z.device))
     finally:
         G.train(modes[0])

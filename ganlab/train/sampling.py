@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..utils import check_positive_int, device_of
+from ..errors import UsageError
+from ..utils import check_finite, check_positive_int, check_seed, device_of
 from .nets import call, unwrap
 
 __all__ = ["sample", "balanced_labels"]
@@ -33,6 +34,8 @@ def sample(G: nn.Module, n: int, *, seed: int | None = 0, z: torch.Tensor | None
     """
     check_positive_int("n", n)
     check_positive_int("batch_size", batch_size)
+    if seed is not None:
+        check_seed("seed", seed)
     G = unwrap(G)
     device = device_of(G)
     if z is None:
@@ -40,6 +43,8 @@ def sample(G: nn.Module, n: int, *, seed: int | None = 0, z: torch.Tensor | None
         z = torch.randn(n, G.z_dim, generator=gen)
     elif z.shape[0] != n:
         raise ValueError(f"z must have n={n} rows, got {tuple(z.shape)}")
+    else:
+        check_finite("z", z)
     num_classes = getattr(G, "num_classes", None)
     if num_classes is not None and labels is None:
         labels = balanced_labels(n, num_classes)
@@ -49,6 +54,9 @@ def sample(G: nn.Module, n: int, *, seed: int | None = 0, z: torch.Tensor | None
         labels = torch.as_tensor(labels, dtype=torch.int64)
         if labels.shape != (n,):
             raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+        if n and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+            raise UsageError(f"labels must be classes 0..{num_classes - 1}, got values in "
+                             f"[{int(labels.min())}, {int(labels.max())}]")
     was_training = G.training
     G.eval()
     try:

@@ -12,7 +12,7 @@ import torch
 
 from ..losses import get_loss
 from ..models import build_gan
-from ..utils import check_nonnegative_int, check_positive_float, check_positive_int
+from ..utils import check_nonnegative_int, check_positive_float, check_positive_int, check_seed
 from .config import check_weight
 from .loop import Run
 from .sampling import sample
@@ -56,12 +56,12 @@ class ToyGame:
         self.data = _points(data)
         check_positive_int("batch_size", batch_size)
         check_positive_int("n_show", n_show)
-        check_nonnegative_int("seed", seed)
+        check_seed("seed", seed)
         if batch_size > len(self.data):
             raise ValueError(f"batch_size ({batch_size}) is larger than the data ({len(self.data)} points)")
         self.batch_size, self.seed, self.betas = batch_size, seed, betas
         self.model_args = dict(z_dim=z_dim, hidden_dim=hidden_dim, num_layers=num_layers, pack=pack)
-        self.z = torch.randn(n_show, z_dim, generator=torch.Generator().manual_seed(seed + 1))
+        self.z = torch.randn(n_show, z_dim, generator=torch.Generator().manual_seed((seed + 1) % 2**64))
         self.lr_d, self.lr_g = 1e-3, 1e-3
         self.reset()
         self.set(loss=loss, lr_d=lr_d, lr_g=lr_g, n_critic=n_critic, gp_weight=gp_weight)
@@ -111,4 +111,4 @@ class ToyGame:
 
     def samples(self, n: int = 2500, *, seed: int | None = None) -> torch.Tensor:
         """``n`` generated points ``(n, 2)`` on the CPU (reproducible for a given ``seed``)."""
-        return sample(self.G, n, seed=self.seed + 2 if seed is None else seed)
+        return sample(self.G, n, seed=(self.seed + 2) % 2**64 if seed is None else seed)

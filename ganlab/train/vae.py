@@ -88,6 +88,7 @@ def fit_vae(vae: nn.Module, data: Any, config: VAEConfig | None = None, **kwargs
     opt = torch.optim.Adam(vae.parameters(), lr=config.lr)
     scaler = make_scaler(device, precision)
     batches = Batches(data, config.batch_size, config.seed)
+    batches.check("data")  # float, finite, in [-1, 1]: the Bernoulli likelihood reads (x + 1) / 2 as pixels
 
     # ---- loop
     with Run(steps=config.steps, log_every=config.log_every, max_minutes=config.max_minutes,
