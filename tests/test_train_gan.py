@@ -75,7 +75,9 @@ def test_fit_accepts_datasets_of_pairs(tiny_gan, toy_images, cfg):
     assert result.step == 2
 
 
-@pytest.mark.parametrize("extra", [{}, {"ema_half_life": 50.0, "n_critic": 2, "gp_weight": 10.0, "loss": "wasserstein"}])
+@pytest.mark.parametrize("extra", [{},
+                                   {"ema_half_life": 50.0, "n_critic": 2, "gp_weight": 10.0, "loss": "wasserstein"},
+                                   {"ema_half_life": 40.0, "ema_rampup": 1.0}])  # warm-up ends at step 5 of 7
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra, tiny_gan, toy_images, cfg):
     straight_G, straight_D = tiny_gan()
     straight = fit(straight_G, straight_D, toy_images(), cfg(steps=7, **extra))
@@ -88,7 +90,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra, 
     assert resumed.step == 7
     assert state_equal(resumed.G, straight.G) and state_equal(resumed.D, straight.D)
     if "ema_half_life" in extra:
-        assert state_equal(resumed.G_ema, straight.G_ema)
+        assert state_equal(resumed.G_ema, straight.G_ema)  # the EMA's decay is a function of the step
     assert resumed.history["d_loss"] == straight.history["d_loss"]
 
 
@@ -142,7 +144,8 @@ def test_overflowing_weights_are_never_checkpointed(tmp_path, tiny_gan, toy_imag
 
 @pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", -1), ("lr_g", 0.0), ("betas", (0.5,)),
                                           ("loss", "nope"), ("n_critic", 0), ("gp_weight", -1.0),
-                                          ("ema_half_life", 0.0), ("precision", "fp8"), ("seed", -1),
+                                          ("ema_half_life", 0.0), ("ema_rampup", -0.05), ("precision", "fp8"),
+                                          ("seed", -1),
                                           ("max_minutes", -2.0), ("log_every", 0)])
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ValueError, match=field if field != "loss" else "loss must be"):
@@ -155,6 +158,9 @@ def test_config_round_trip_and_unknown_fields():
     assert TrainConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown field"):
         TrainConfig.from_dict({"stepz": 3})
+    # a config saved before the EMA warm-up existed keeps the fixed half-life it trained with
+    old = {k: v for k, v in TrainConfig(ema_half_life=100.0).to_dict().items() if k != "ema_rampup"}
+    assert TrainConfig.from_dict(old).ema_rampup is None and TrainConfig().ema_rampup == 0.05
 
 
 def test_fit_argument_errors(tmp_path, tiny_gan, toy_images, cfg):

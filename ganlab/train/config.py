@@ -95,6 +95,8 @@ class TrainConfig(SpeedLevers):
     r1_weight: float = 0.0              # R1 gamma (the penalty is multiplied by gamma / 2); 0 disables
     augment: str | None = None          # DiffAugment policy for every image D sees, e.g. "translation,cutout"
     ema_half_life: float | None = None  # EMA of G, half-life in images (NVlabs' rule); None disables
+    ema_rampup: float | None = 0.05     # EMA warm-up: half-life min(ema_half_life, ema_rampup x images seen)
+                                        # (NVlabs' ema_rampup; 0.05 as in EDM); None: the full half-life from step 1
     device: str = "auto"                # "auto" (cuda > mps > cpu), or a torch device string
     seed: int = 0                       # seeds the noise draws, batch order and fixed noise (not the weights:
                                         # seed those with torch.manual_seed before building G and D)
@@ -115,6 +117,8 @@ class TrainConfig(SpeedLevers):
         check_weight("r1_weight", self.r1_weight)
         if self.ema_half_life is not None:
             check_positive_float("ema_half_life", self.ema_half_life)
+        if self.ema_rampup is not None:
+            check_positive_float("ema_rampup", self.ema_rampup)
         check_nonnegative_int("sample_every", self.sample_every)
         check_positive_int("n_samples", self.n_samples)
         check_nonnegative_int("checkpoint_every", self.checkpoint_every)
@@ -128,7 +132,10 @@ class TrainConfig(SpeedLevers):
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"config: unknown field(s) {', '.join(unknown)}")
-        return cls(**dict(d))
+        d = dict(d)
+        if "ema_half_life" in d and "ema_rampup" not in d:
+            d["ema_rampup"] = None  # a checkpoint from before the warm-up: its EMA had none, and keeps none
+        return cls(**d)
 
 
 # settings that may change between a run and its resume without changing the result

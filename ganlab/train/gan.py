@@ -11,7 +11,13 @@ and a checkpoint holds every piece of state that changes, so a run stopped and r
 weights as one that never stopped (on the CPU; GPU kernels may be non-deterministic).
 
 The EMA of G follows NVlabs' half-life rule: after each step ``G_ema <- β G_ema + (1 - β) G`` with
-``β = 0.5 ** (batch_size / half_life_images)`` (Karras et al. 2018, https://arxiv.org/abs/1710.10196).
+``β = 0.5 ** (batch_size / h)`` for a half-life of ``h`` images (Karras et al. 2018,
+https://arxiv.org/abs/1710.10196), and NVlabs' warm-up (``ema_rampup`` in stylegan2-ada and EDM, Karras
+et al. 2022, https://arxiv.org/abs/2206.00364): ``h = min(ema_half_life, ema_rampup * n)``, with ``n`` the
+images G was trained on before this step. Early on, a fixed ``h`` of 10,000 images would keep most of
+the weight on the first, random iterates for hundreds of steps; with the warm-up the average spans the
+last ``ema_rampup`` share of the run until it reaches ``ema_half_life``. ``β`` is a function of the step
+alone, so a resumed run averages exactly as one that never stopped.
 """
 from __future__ import annotations
 
@@ -27,7 +33,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..losses import get_loss
-from ..utils import atomic_write, check_positive_float, check_positive_int, get_device, tune_cpu_allocator
+from ..utils import (atomic_write, check_nonnegative_int, check_positive_float, check_positive_int,
+                     get_device, tune_cpu_allocator)
 from .batches import Batches, step_generator
 from .checkpoints import GANState, resume_gan, write_gan_checkpoint
 from .config import CALLBACK_EVENTS, CHECKPOINT_NAME, TrainConfig, TrainResult
@@ -41,11 +48,31 @@ from .steps import discriminator_update, generator_update
 __all__ = ["fit", "ema_decay"]
 
 
-def ema_decay(batch_size: int, half_life_images: float) -> float:
-    """Per-step EMA decay with a half-life in images: ``0.5 ** (batch_size / half_life)`` (Karras et al.)."""
+def ema_decay(batch_size: int, half_life_images: float, *, rampup: float | None = None,
+              images_seen: int = 0) -> float:
+    """Per-step EMA decay with a half-life of ``h`` images: ``β = 0.5 ** (batch_size / h)`` (Karras et al.).
+
+    Without ``rampup``, ``h = half_life_images``. With it (NVlabs' warm-up), ``h = min(half_life_images,
+    rampup * images_seen)``, ``images_seen`` being the images G was trained on before this update: the
+    average then spans the last ``rampup`` share of training so far; ``β = 0`` (a copy of G) at 0 images.
+    """
     check_positive_int("batch_size", batch_size)
     check_positive_float("half_life_images", half_life_images)
-    return 0.5 ** (batch_size / half_life_images)
+    h = half_life_images
+    if rampup is not None:
+        check_positive_float("rampup", rampup)
+        check_nonnegative_int("images_seen", images_seen)
+        h = min(h, rampup * images_seen)
+    return 0.5 ** (batch_size / h) if h > 0 else 0.0
+
+
+def _update_ema(G_ema: AveragedModel, G: nn.Module, config: TrainConfig, step: int) -> None:
+    """``G_ema <- β G_ema + (1 - β) G`` after step ``step + 1``, ``β`` from :func:`ema_decay` at that step
+    (``AveragedModel`` copies G at its first update, when ``β`` is 0 anyway with a warm-up)."""
+    decay = ema_decay(config.batch_size, config.ema_half_life, rampup=config.ema_rampup,
+                      images_seen=step * config.batch_size)
+    G_ema.multi_avg_fn = get_ema_multi_avg_fn(decay)
+    G_ema.update_parameters(G)
 
 
 def _check_arguments(G: Any, D: Any, config: Any, out_dir: Any, resume: Any, callbacks: Any) -> None:
@@ -131,9 +158,8 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     d_loss_fn, g_loss_fn = get_loss(config.loss)
     opt_g, opt_d = make_optimizers(G, D, config)
     G_ema = None
-    if config.ema_half_life is not None:
-        decay = ema_decay(config.batch_size, config.ema_half_life)
-        G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if config.ema_half_life is not None:  # its decay is set before each update (_update_ema)
+        G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.0), use_buffers=True)
     state = GANState(G=G, D=D, opt_g=opt_g, opt_d=opt_d, scaler_g=make_scaler(device, precision),
                      scaler_d=make_scaler(device, precision), G_ema=G_ema)
     # the compiled modules share their parameters with G and D; penalties need double backward, which
@@ -179,7 +205,7 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
                 augment=config.augment, scaler=state.scaler_g, autocast=autocast, generator=gen,
                 skip_d_grads=config.skip_d_grads)
             if G_ema is not None:
-                G_ema.update_parameters(G)
+                _update_ema(G_ema, G, config, run.step)
             run.end_step({**d_stats, **g_stats}, finite=("d_loss", "g_loss"))
             if run.due(config.sample_every):
                 _take_samples(run, state, config, fixed_z, samples, out_dir)
