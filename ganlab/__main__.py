@@ -27,14 +27,15 @@ import time
 from pathlib import Path
 
 from .recipes import MNIST as MNIST_RECIPE
-from .recipes import SAMPLE_REFINE
+from .recipes import RECIPES, SAMPLE_REFINE
 
 # the defaults of `train` and `sample` are ganlab.recipes.MNIST and ganlab.recipes.SAMPLE_REFINE (measured
 # there); every value can be overridden by a flag.
 
 
 # config fields whose flag is not simply --field-name
-_FLAGS = {"betas": "--beta1/--beta2", "ema_half_life": "--ema-half-life", "max_minutes": "--minutes"}
+_FLAGS = {"betas": "--beta1/--beta2", "ema_half_life": "--ema-half-life", "ema_rampup": "--ema-rampup",
+          "max_minutes": "--minutes"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,19 +72,21 @@ _positive_float = _number_type(float, "a positive number", lambda v: v > 0)
 
 def build_parser() -> argparse.ArgumentParser:
     from .losses import list_losses
-    from .models import list_models
     from .train import PRECISIONS
 
     parser = _Parser(prog="ganlab", description="Train GANs and sample from them (the GAN Lab book's CLI).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a GAN; stops after --minutes or --steps, whichever first")
-    t.add_argument("model", choices=list_models(accepts="img_size"), help="registered image GAN name")
+    t = sub.add_parser("train", help="train a GAN; stops after --steps (or --minutes, whichever first)")
+    t.add_argument("model", choices=sorted(RECIPES), help="a recipe of ganlab.recipes.RECIPES: dcgan "
+                                                          "(MNIST digits), cdcgan (digits by label)")
     t.add_argument("--data", choices=["mnist"], default="mnist", help="dataset (default: mnist)")
     t.add_argument("--out", type=Path, required=True, help="output folder for checkpoint.pt and sample grids")
-    t.add_argument("--minutes", type=_positive_float, default=None, help="wall-clock budget in minutes")
-    t.add_argument("--steps", type=_positive_int, default=None, help="generator updates (default: no limit "
-                                                                      "when --minutes is given)")
+    t.add_argument("--steps", type=_positive_int, default=MNIST_RECIPE.config.steps,
+                   help="generator updates (default: %(default)s; see `python -m pydoc ganlab.__main__` for "
+                        "what they cost and give)")
+    t.add_argument("--minutes", type=_positive_float, default=None,
+                   help="optional wall-clock cap in minutes (stops earlier if --steps are not done)")
     t.add_argument("--data-root", type=Path, default=None, help="data folder (default: $GANLAB_DATA, "
                                                                 "else the user cache)")
     t.add_argument("--download", action="store_true", help="download MNIST with torchvision if missing")
@@ -104,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default=arch["d_spectral_norm"], help="spectral norm in D instead of batch norm")
     t.add_argument("--ema-half-life", type=float, default=cfg.ema_half_life,
                    help="EMA half-life in images; 0 turns the EMA off")
+    t.add_argument("--ema-rampup", type=float, default=cfg.ema_rampup,
+                   help="EMA warm-up: half-life at most this share of the images seen; 0 turns it off")
     t.add_argument("--seed", type=_nonnegative_int, default=0,
                    help="seeds the weights, the batch order and the noise: equal seeds, equal runs (on the CPU)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
@@ -124,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=_positive_int, required=True, help="number of images")
     s.add_argument("--out", type=Path, required=True, help="output .npy file")
     s.add_argument("--seed", type=_nonnegative_int, default=0)
+    s.add_argument("--label", type=_nonnegative_int, default=None,
+                   help="class-conditional runs (cdcgan): draw only this class, 0..num_classes-1 (default: "
+                        "every class equally often); the labels go to OUT.labels.npy")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA weights exist")
     s.add_argument("--refine-steps", type=_nonnegative_int, default=SAMPLE_REFINE["steps"],
                    help="gradient steps on each z towards a higher D logit (0: plain G(z))")
@@ -150,14 +158,14 @@ def _train(args, parser) -> int:
     import torch  # noqa: F401  (imported here so `--help` stays fast)
 
     from .data import MNIST
-    from .models import build_gan
-    from .train import UNLIMITED_STEPS, fit
+    from .train import fit
     from .utils import seed_everything
 
-    if args.minutes is None and args.steps is None:
-        parser.error("argument --minutes/--steps: give at least one of them")
     if not math.isfinite(args.ema_half_life) or args.ema_half_life < 0:
         parser.error(f"argument --ema-half-life: must be >= 0, got {args.ema_half_life}")
+    if not math.isfinite(args.ema_rampup) or args.ema_rampup < 0:
+        parser.error(f"argument --ema-rampup: must be >= 0, got {args.ema_rampup}")
+    recipe = RECIPES[args.model]  # its networks and settings; the flags override the values they name
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"argument --out: {args.out} exists and is not a folder")
     try:
@@ -166,15 +174,15 @@ def _train(args, parser) -> int:
         parser.error(f"argument --data: {exc}")
     try:
         seed_everything(args.seed)  # before building G and D: their initial weights come from it
-        G, D = build_gan(args.model, z_dim=args.z_dim, img_channels=1, img_size=28,
-                         base_channels=args.base_channels, extra_layers=args.extra_layers,
-                         residual=args.residual, d_spectral_norm=args.spectral_norm)
-        config = MNIST_RECIPE.train_config(
-            steps=args.steps if args.steps is not None else UNLIMITED_STEPS, batch_size=args.batch_size,
+        G, D = recipe.build(z_dim=args.z_dim, img_channels=1, img_size=28, base_channels=args.base_channels,
+                            extra_layers=args.extra_layers, residual=args.residual,
+                            d_spectral_norm=args.spectral_norm)
+        config = recipe.train_config(
+            steps=args.steps, batch_size=args.batch_size,
             lr_g=args.lr_g, lr_d=args.lr_d, betas=(args.beta1, args.beta2), loss=args.loss, seed=args.seed,
             device=args.device,
             precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-            ema_half_life=args.ema_half_life or None,
+            ema_half_life=args.ema_half_life or None, ema_rampup=args.ema_rampup or None,
             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
             max_minutes=args.minutes, progress=not args.quiet)
     except ValueError as exc:
@@ -188,9 +196,10 @@ def _train(args, parser) -> int:
     return 0
 
 
-def _draw(G, D, args) -> "torch.Tensor":
-    """The ``(N, C, H, W)`` images in [-1, 1] that ``sample`` writes and ``evaluate`` scores: seeded noise,
-    balanced labels for a conditional G, then ``--refine-steps`` of refinement when ``D`` is given."""
+def _draw(G, D, args) -> tuple["torch.Tensor", "torch.Tensor | None"]:
+    """The ``(N, C, H, W)`` images in [-1, 1] that ``sample`` writes and ``evaluate`` scores, and their labels
+    (``None`` for an unconditional G): seeded noise, balanced labels for a conditional G (all ``--label``
+    with that flag), then ``--refine-steps`` of refinement when ``D`` is given."""
     import torch
 
     from .train import balanced_labels, refine_latents, sample
@@ -198,10 +207,24 @@ def _draw(G, D, args) -> "torch.Tensor":
     z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed))
     num_classes = getattr(G, "num_classes", None)
     labels = balanced_labels(args.n, num_classes) if num_classes is not None else None
+    if getattr(args, "label", None) is not None:                  # `sample --label K` (checked by _sample)
+        labels = torch.full((args.n,), args.label, dtype=torch.int64)
     if D is not None:
         z = refine_latents(G, D, z, steps=args.refine_steps, step_size=args.refine_step_size, labels=labels,
                            progress=sys.stderr.isatty())
-    return sample(G, args.n, z=z, labels=labels)
+    return sample(G, args.n, z=z, labels=labels), labels
+
+
+def _save_npy(path: Path, array) -> None:
+    import numpy as np
+
+    from .utils import atomic_write
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare temp name
+            np.save(fh, array)
+
+    atomic_write(path, write)
 
 
 def _sample(args, parser) -> int:
@@ -220,22 +243,24 @@ def _sample(args, parser) -> int:
         D = load_discriminator(path, device=args.device) if args.refine_steps else None
     except (CheckpointError, ValueError) as exc:
         parser.error(f"argument run_dir: {exc}")
-    images = _draw(G, D, args)                                    # (N, C, H, W) in [-1, 1]
+    num_classes = getattr(G, "num_classes", None)
+    if args.label is not None and num_classes is None:
+        parser.error(f"argument --label: the run at {path} is unconditional (its generator takes no labels)")
+    if args.label is not None and args.label >= num_classes:
+        parser.error(f"argument --label: must be in 0..{num_classes - 1} for this run, got {args.label}")
+    images, labels = _draw(G, D, args)                            # (N, C, H, W) in [-1, 1], (N,) or None
     images = ((images + 1) / 2).clamp_(0, 1)                      # -> [0, 1]
     if images.shape[1] == 1:
         images = images[:, 0]                                     # (N, H, W) for grey images
     if images.shape[-1] == 32 and G.img_channels == 1:
         images = images[..., 2:30, 2:30]                          # MNIST trained padded: back to 28 x 28
     array = images.numpy().astype(np.float32)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    from .utils import atomic_write
-
-    def write(tmp):
-        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare temp name
-            np.save(fh, array)
-
-    atomic_write(args.out, write)
+    _save_npy(args.out, array)
     print(f"wrote {array.shape[0]} samples of shape {tuple(array.shape[1:])} to {args.out}")
+    if labels is not None:  # a conditional run: the class each image was drawn for, beside the images
+        label_path = args.out.with_suffix(".labels.npy")
+        _save_npy(label_path, labels.numpy().astype(np.int64))
+        print(f"wrote their labels (int64) to {label_path}")
     return 0
 
 
@@ -278,7 +303,7 @@ def _evaluate(args, parser) -> int:
     classifier = get_mnist_classifier(args.data_root, device=device, progress=sys.stderr.isatty())
 
     # the images `sample` writes, in [-1, 1] at 28 x 28
-    images = _draw(G, D, args)
+    images, _ = _draw(G, D, args)
     if images.shape[-1] == 32:
         images = images[..., 2:30, 2:30]                          # MNIST trained padded: back to 28 x 28
 
