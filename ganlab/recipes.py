@@ -71,7 +71,7 @@ MNIST = Recipe(
         betas=(0.0, 0.9),        # the spectral-norm paper's Adam, part of the SN + hinge setting that won
         loss="hinge",            # the hinge loss of that setting (Miyato et al. 2018), not non-saturating
         ema_half_life=10_000.0,  # sample from an EMA of G (NVlabs' half-life rule), averaging the last oscillations
-        ema_rampup=0.05,         # warm-up: half-life 5% of the images seen until 10,000 (without: 1,200 steps lag)
+        ema_rampup=0.05,         # warm-up: half-life 5% of the images seen, up to 10,000 (else short runs lag)
         precision="auto",        # long runs: bf16 (or fp16) on a GPU; fp32, and the same numbers, on a CPU
     ),
 )
@@ -84,8 +84,8 @@ MNIST_COND = Recipe(
     model_args=dict(
         MNIST.model_args,
         num_classes=10,                 # the ten digits
-        g_conditioning="batchnorm",     # a gain and bias per class in every batch norm of G: keeps z's variety
-        d_conditioning="projection",    # <embed(y), pooled features> added to D's logit (Miyato & Koyama 2018)
+        g_conditioning="batchnorm",  # a gain and bias per class in every batch norm of G: keeps z's variety
+        d_conditioning="projection",  # <embed(y), pooled features> added to D's logit (Miyato & Koyama 2018)
     ),
     config=MNIST.config,
 )

@@ -79,8 +79,8 @@ def build_dcgan(*, z_dim: int = 100, img_channels: int = 1, img_size: int = 28, 
         d_spectral_norm = spectral_norm
     shared = dict(img_channels=img_channels, img_size=img_size, num_classes=num_classes,
                   extra_layers=extra_layers, residual=residual)
-    G = DCGANGenerator(z_dim=z_dim, base_channels=base_channels if g_base_channels is None else g_base_channels,
-                       conditioning=g_conditioning, **shared)
+    g_width = base_channels if g_base_channels is None else g_base_channels
+    G = DCGANGenerator(z_dim=z_dim, base_channels=g_width, conditioning=g_conditioning, **shared)
     D = DCGANDiscriminator(base_channels=base_channels if d_base_channels is None else d_base_channels, spectral_norm=d_spectral_norm,
                            minibatch_std=d_minibatch_std, conditioning=d_conditioning, **shared)
     return G, D
