@@ -76,7 +76,8 @@ def test_fit_accepts_datasets_of_pairs(tiny_gan, toy_images, cfg):
 
 
 @pytest.mark.parametrize("extra", [{},
-                                   {"ema_half_life": 50.0, "n_critic": 2, "gp_weight": 10.0, "loss": "wasserstein"},
+                                   {"ema_half_life": 50.0, "n_critic": 2, "gp_weight": 10.0,
+                                    "loss": "wasserstein"},
                                    {"ema_half_life": 40.0, "ema_rampup": 1.0}])  # warm-up ends at step 5 of 7
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra, tiny_gan, toy_images, cfg):
     straight_G, straight_D = tiny_gan()
