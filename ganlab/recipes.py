@@ -71,7 +71,7 @@ MNIST = Recipe(
         betas=(0.0, 0.9),        # the spectral-norm paper's Adam, part of the SN + hinge setting that won
         loss="hinge",            # the hinge loss of that setting (Miyato et al. 2018), not non-saturating
         ema_half_life=10_000.0,  # sample from an EMA of G (NVlabs' half-life rule), averaging the last oscillations
-        ema_rampup=0.05,         # warm-up: half-life 5% of the images seen, up to 10,000 (short runs lag else)
+        ema_rampup=0.05,         # warm-up: half-life 5% of the images seen, up to 10,000 (NVlabs, EDM)
         precision="auto",        # long runs: bf16 (or fp16) on a GPU; fp32, and the same numbers, on a CPU
     ),
 )

@@ -96,7 +96,7 @@ class TrainConfig(SpeedLevers):
     augment: str | None = None          # DiffAugment policy for every image D sees, e.g. "translation,cutout"
     ema_half_life: float | None = None  # EMA of G, half-life in images (NVlabs' rule); None disables
     ema_rampup: float | None = 0.05     # EMA warm-up: half-life min(ema_half_life, ema_rampup x images seen),
-                                        # NVlabs' ema_rampup (0.05 as in EDM); None: the full half-life at once
+                                        # NVlabs' ema_rampup (0.05 as in EDM); None: full half-life at once
     device: str = "auto"                # "auto" (cuda > mps > cpu), or a torch device string
     seed: int = 0                       # seeds the noise draws, batch order and fixed noise (not the weights:
                                         # seed those with torch.manual_seed before building G and D)
