@@ -20,7 +20,7 @@ from torch import nn
 from ..augment import parse_policy
 from ..losses import get_loss
 from ..utils import (check_betas, check_bool, check_choice, check_nonnegative_int, check_positive_float,
-                     check_positive_int)
+                     check_positive_int, check_probability)
 from .levers import PRECISIONS, RESUMABLE_LEVERS, SpeedLevers
 
 __all__ = ["TrainConfig", "TrainResult", "UNLIMITED_STEPS", "CALLBACK_EVENTS", "CHECKPOINT_NAME",
@@ -88,6 +88,8 @@ class TrainConfig(SpeedLevers):
     batch_size: int = 64                # real images per discriminator step
     lr_g: float = 2e-4                  # Adam learning rate of G
     lr_d: float = 2e-4                  # Adam learning rate of D
+    lr_decay_start: float | None = None  # share of `steps` after which lr_g and lr_d fall linearly towards 0
+                                         # at `steps` (lr_scale); None: constant learning rates
     betas: tuple[float, float] = (0.5, 0.999)  # beta1 = 0.5 as in DCGAN: 0.9 makes the game oscillate
     loss: str = "non_saturating"        # a name from ganlab.losses.list_losses()
     n_critic: int = 1                   # D steps per G step (5 is usual for WGAN-GP)
@@ -110,6 +112,8 @@ class TrainConfig(SpeedLevers):
     def __post_init__(self) -> None:
         check_run_fields(self)
         check_adam_fields(self)
+        if self.lr_decay_start is not None:
+            check_probability("lr_decay_start", self.lr_decay_start)
         get_loss(self.loss)  # raises a ValueError naming `loss`
         parse_policy(self.augment)  # raises a ValueError naming `augment`
         check_positive_int("n_critic", self.n_critic)
@@ -138,7 +142,8 @@ class TrainConfig(SpeedLevers):
         return cls(**d)
 
 
-# settings that may change between a run and its resume without changing the result
+# settings that may change between a run and its resume without changing the result (with lr_decay_start,
+# `steps` also places the decay: a resume to more steps continues on the longer run's schedule)
 RESUMABLE_CHANGES = frozenset({"steps", "device", "log_every", "sample_every", "n_samples", "checkpoint_every",
                                "max_minutes", "progress"}) | RESUMABLE_LEVERS
 

@@ -18,6 +18,11 @@ images G was trained on before this step. Early on, a fixed ``h`` of 10,000 imag
 the weight on the first, random iterates for hundreds of steps; with the warm-up the average spans the
 last ``ema_rampup`` share of the run until it reaches ``ema_half_life``. ``β`` is a function of the step
 alone, so a resumed run averages exactly as one that never stopped.
+
+Learning-rate decay (``lr_decay_start``, as pix2pix and CycleGAN end their training): both learning rates
+are constant for the first ``lr_decay_start`` share of ``steps`` and then fall linearly towards 0 at the
+last step (:func:`lr_scale`), damping the oscillation of the last iterates; set before each step from the
+step alone, so that a resume is exact as well.
 """
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ from .nets import call, noise, unwrap
 from .sampling import sample
 from .steps import discriminator_update, generator_update
 
-__all__ = ["fit", "ema_decay"]
+__all__ = ["fit", "ema_decay", "lr_scale"]
 
 
 def ema_decay(batch_size: int, half_life_images: float, *, rampup: float | None = None,
@@ -64,6 +69,28 @@ def ema_decay(batch_size: int, half_life_images: float, *, rampup: float | None 
         check_nonnegative_int("images_seen", images_seen)
         h = min(h, rampup * images_seen)
     return 0.5 ** (batch_size / h) if h > 0 else 0.0
+
+
+def lr_scale(step: int, steps: int, decay_start: float | None) -> float:
+    """The factor on both learning rates for update ``step`` (0-based) of ``steps``.
+
+    1 until ``s = round(decay_start * steps)`` updates are done, then ``(steps - step) / (steps - s)``: a
+    linear fall that would reach 0 at ``steps`` (the last update still gets ``1 / (steps - s)``).
+    ``decay_start=None``: always 1.
+    """
+    check_nonnegative_int("step", step)
+    check_positive_int("steps", steps)
+    if decay_start is None:
+        return 1.0
+    start = round(decay_start * steps)
+    return 1.0 if step < start else max(0.0, (steps - step) / (steps - start))
+
+
+def _set_lr(opt_g, opt_d, config: TrainConfig, step: int) -> None:
+    scale = lr_scale(step, config.steps, config.lr_decay_start)
+    for opt, lr in ((opt_g, config.lr_g), (opt_d, config.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
 
 
 def _update_ema(G_ema: AveragedModel, G: nn.Module, config: TrainConfig, step: int) -> None:
@@ -184,6 +211,8 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
              postfix={"d_loss": ".3f", "g_loss": ".3f"}, callbacks=callbacks, events=CALLBACK_EVENTS,
              checkpoints=True, advice="Lower the learning rates or use a bounded loss (hinge, least_squares).") as run:
         while run.running():
+            if config.lr_decay_start is not None:
+                _set_lr(opt_g, opt_d, config, run.step)
             for j in range(config.n_critic):
                 index = run.step * config.n_critic + j            # batch and noise are functions of it
                 gen = step_generator(config.seed, index)
