@@ -2,15 +2,23 @@
 
 Examples::
 
-    python -m ganlab train dcgan --data mnist --minutes 3 --out runs/dcgan
-    python -m ganlab train dcgan --data mnist --steps 5000 --out runs/dcgan --resume
+    python -m ganlab train dcgan --data mnist --out runs/dcgan               # the recipe's 4,000 steps
+    python -m ganlab train dcgan --data mnist --steps 8000 --out runs/dcgan --resume
     python -m ganlab sample runs/dcgan --n 2000 --out samples.npy
     python -m ganlab evaluate runs/dcgan --n 2000
+    python -m ganlab train cdcgan --data mnist --out runs/cdcgan             # digits on demand
+    python -m ganlab sample runs/cdcgan --n 100 --label 7 --out sevens.npy
 
-``train`` stops after ``--minutes`` of wall-clock time or ``--steps`` generator updates, whichever comes
-first, and leaves ``checkpoint.pt`` and sample grids in ``--out``. ``sample`` writes an ``(N, H, W)``
-float32 array in [0, 1] (``(N, C, H, W)`` for colour), using the EMA weights when the checkpoint has
-them; MNIST images are 28 x 28. Before decoding, each noise vector takes ``--refine-steps`` small
+``train`` trains a recipe of :data:`ganlab.recipes.RECIPES` (``dcgan``: :data:`~ganlab.recipes.MNIST`;
+``cdcgan``: :data:`~ganlab.recipes.MNIST_COND`, class-conditional) for ``--steps`` generator updates,
+4,000 by default, so that a run's result does not depend on the machine's speed; ``--minutes`` is an
+optional wall-clock cap that stops it earlier. It leaves ``checkpoint.pt`` and sample grids in ``--out``.
+DEFAULT_STEPS_MEASURED
+
+``sample`` writes an ``(N, H, W)`` float32 array in [0, 1] (``(N, C, H, W)`` for colour), using the EMA
+weights when the checkpoint has them; MNIST images are 28 x 28. For a class-conditional run it draws every
+class equally often, or only class ``--label K``, and writes the labels, int64 ``(N,)``, beside the images
+(``OUT.labels.npy`` for ``OUT.npy``). Before decoding, each noise vector takes ``--refine-steps`` small
 gradient steps towards a higher logit of the checkpoint's discriminator under the Gaussian prior
 (:func:`ganlab.train.refine_latents`); ``--refine-steps 0`` gives plain ``G(z)``. ``evaluate`` draws the
 same images ``sample`` would (same flags, same seed) and scores them against the held-out MNIST digits on

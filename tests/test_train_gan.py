@@ -8,8 +8,8 @@ from torch import nn
 
 import ganlab as gl
 from ganlab.losses import get_loss
-from ganlab.train import (TrainConfig, autocast_context, d_step, ema_decay, fit, g_step, lr_scale, make_optimizers,
-                          sample)
+from ganlab.train import (TrainConfig, autocast_context, d_step, ema_decay, fit, g_step, lr_scale,
+                          make_optimizers, sample)
 
 
 def state_equal(a: nn.Module, b: nn.Module) -> bool:
@@ -96,8 +96,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra, 
     assert resumed.history["d_loss"] == straight.history["d_loss"]
 
 
-def test_lr_decay_falls_linearly_after_its_start_and_a_crashed_run_resumes_exactly(tmp_path, tiny_gan, toy_images,
-                                                                                  cfg):
+def test_lr_decay_falls_linearly_then_a_crashed_run_resumes_exactly(tmp_path, tiny_gan, toy_images, cfg):
     assert [lr_scale(k, 10, 0.6) for k in range(10)] == [1.0] * 7 + [0.75, 0.5, 0.25]
     assert lr_scale(9, 10, None) == 1.0 and lr_scale(0, 10, 0.0) == 1.0 and lr_scale(5, 10, 0.0) == 0.5
     straight = fit(*tiny_gan(), toy_images(), cfg(steps=8, lr_decay_start=0.5))

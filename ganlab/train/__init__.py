@@ -37,7 +37,8 @@ from .vae import VAEConfig, VAEResult, fit_vae
 __all__ = [
     "TrainConfig", "TrainResult", "fit", "d_step", "g_step", "sample", "balanced_labels", "refine_latents",
     "load_generator", "load_discriminator", "make_optimizers", "autocast_context", "resolve_precision",
-    "speed_settings", "resolve_channels_last", "resolve_joint_d_batch", "SpeedLevers", "ema_decay", "lr_scale",
+    "speed_settings", "resolve_channels_last", "resolve_joint_d_batch", "SpeedLevers", "ema_decay",
+    "lr_scale",
     "PRECISIONS", "CALLBACK_EVENTS", "CHECKPOINT_NAME", "UNLIMITED_STEPS", "Run", "Batches", "step_generator",
     "optimizer_step", "frozen", "VAEConfig", "VAEResult", "fit_vae", "Pix2PixConfig", "Pix2PixResult",
     "fit_pix2pix", "translation_step", "ToyGame", "ClassifierConfig", "fit_classifier",
