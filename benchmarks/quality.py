@@ -1,22 +1,33 @@
-"""Sample quality after a fixed wall-clock budget: ganlab's command line against a plain DCGAN loop.
+"""Sample quality of ganlab's command line against a plain DCGAN loop, at equal wall-clock and equal steps.
 
-Both are given the same minutes on the same machine, then 2,000 samples of each are judged by an
-independent MNIST classifier: a deeper CNN trained here, with its own architecture and seed, that shares
-nothing with ganlab's metric classifier. Printed for each: the share of samples it classifies with
-confidence above 0.9, the smallest and largest share of a predicted digit, and the Fréchet distance on its
-features to held-out real digits, as a ratio to the distance between two halves of the real digits.
-ganlab's samples are judged twice: as ``ganlab sample`` writes them (each z refined by a few gradient steps
-on the discriminator, see ``ganlab.train.refine_latents``) and with ``--refine-steps 0`` (plain G(z)).
+Both are trained on the same machine, one after the other (never together, so that neither slows the
+other), and 2,000 samples of each are judged by an independent MNIST classifier: a deeper CNN trained here,
+with its own architecture and seed, that shares nothing with ganlab's metric classifier. Printed for each:
+the steps trained, the share of samples the judge classifies with confidence above 0.9, the smallest and
+largest share of a predicted digit, and the Fréchet distance on its features to real digits, as a ratio to
+the distance between two halves of the real digits. ganlab's samples are judged twice: as ``ganlab sample``
+writes them (each z refined by a few gradient steps on the discriminator, ``ganlab.train.refine_latents``)
+and with ``--refine-steps 0`` (plain G(z)).
+
+Budgets, in one run: equal wall-clock (``--minutes``, default 1, 3 and 10: ganlab trains the first budget,
+then resumes up to each next one, and the plain loop's weights are copied as it passes each mark, so the
+clock costs the largest budget once per side) and equal steps (``--steps``, default the command line's
+4,000: ``ganlab train dcgan`` with no budget flag, and the plain loop for as many generator updates).
 
 The plain loop follows pytorch/examples' dcgan/main.py (batch-norm D, BCE on logits, Adam(0.5, 0.999),
-batch 64), with the same DCGAN networks at 28 x 28 as ganlab. Runs one after the other, never together,
-so that neither slows the other.
+batch 64), with the same DCGAN networks at 28 x 28 as ganlab.
 
-    GANLAB_DATA=../shared/data python benchmarks/quality.py --minutes 3     # about 8 minutes in all
+``--conditional`` adds ``ganlab train cdcgan`` at ``--steps``: for each digit K, the share of
+``sample --label K`` the judge reads as K, and their spread on its features (the mean distance between two
+samples) as a ratio to that of real digits K, for the EMA generator and the raw one (``--no-ema``).
+
+    GANLAB_DATA=../shared/data python benchmarks/quality.py                # about an hour on one CPU core
+    GANLAB_DATA=../shared/data python benchmarks/quality.py --minutes 0.1 0.2 --steps 20 --n 200 --judge-epochs 1
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import subprocess
 import sys
 import tempfile
@@ -81,70 +92,148 @@ def fd(f1: np.ndarray, f2: np.ndarray) -> float:
     return gl.metrics.frechet_distance(mu1, s1, mu2, s2)
 
 
-def plain_dcgan(data: torch.Tensor, minutes: float, seed: int = 0) -> nn.Module:
-    """pytorch/examples-style loop with ganlab's DCGAN networks; stops after `minutes`."""
+def spread(features: np.ndarray) -> float:
+    """The mean Euclidean distance between two of the feature vectors (0 for a generator ignoring z)."""
+    return float(torch.pdist(torch.as_tensor(features)).mean())
+
+
+class Scorer:
+    """The judge, and the real digits it compares samples with."""
+
+    def __init__(self, judge: Judge, real01: torch.Tensor, labels: torch.Tensor, n: int) -> None:
+        self.judge, self.real, self.labels = judge, real01, labels
+        perm = torch.randperm(len(real01), generator=torch.Generator().manual_seed(0))
+        self.half = min(n, len(real01) // 2)
+        feats_a, _ = judge_outputs(judge, real01[perm[:self.half]])
+        self.ref, probs_b = judge_outputs(judge, real01[perm[self.half:2 * self.half]])
+        self.floor = fd(feats_a, self.ref)
+        self.real_confident = float(np.mean(probs_b.max(1) > 0.9))
+        self.heldout = real01[perm[2 * self.half:3 * self.half]]
+
+    def row(self, name: str, samples01: np.ndarray | torch.Tensor, steps: str = "") -> None:
+        feats, probs = judge_outputs(self.judge, torch.as_tensor(samples01).float().reshape(-1, 1, 28, 28))
+        share = np.bincount(probs.argmax(1), minlength=10) / len(probs)
+        distance = fd(feats, self.ref)
+        print(f"  {name:<28}{steps:>7}   confident {np.mean(probs.max(1) > 0.9):6.3f}   digit shares "
+              f"{share.min():.3f}..{share.max():.3f}   Fréchet {distance:8.2f} = {distance / self.floor:5.2f} x "
+              f"real halves", flush=True)
+
+
+def cli(*argv: str) -> None:
+    """``python -m ganlab ARGV`` in a fresh process (what a user runs)."""
+    subprocess.run([sys.executable, "-m", "ganlab", *argv], check=True, stdout=subprocess.DEVNULL)
+
+
+def run_steps(run: Path) -> str:
+    return str(gl.load_checkpoint(run / "checkpoint.pt")["step"])
+
+
+def ganlab_rows(scorer: Scorer, run: Path, n: int, label: str, npy: Path) -> None:
+    """Score ``ganlab sample`` of a run, refined (the default) and plain G(z)."""
+    sample = ["sample", str(run), "--n", str(n), "--out", str(npy)]
+    cli(*sample)
+    scorer.row(f"ganlab CLI ({label})", np.load(npy), run_steps(run))
+    cli(*sample, "--refine-steps", "0")
+    scorer.row("  plain G(z)", np.load(npy), run_steps(run))
+
+
+def plain_dcgan(data: torch.Tensor, minutes: list[float], steps: int, seed: int = 0):
+    """pytorch/examples-style loop with ganlab's DCGAN networks, trained until the last minute mark and
+    ``steps`` generator updates have both passed. Returns ``{mark: (G weights, steps done)}`` for each
+    minute mark and for ``"steps"``."""
     torch.manual_seed(seed)
     G, D = gl.models.build_gan("dcgan", z_dim=100, img_size=28, base_channels=64)
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    deadline = time.perf_counter() + 60 * minutes
-    steps = 0
-    while time.perf_counter() < deadline:
+    marks, snapshots, done = sorted(minutes), {}, 0
+    start = time.perf_counter()
+    while len(snapshots) < len(marks) + 1:
         perm = torch.randperm(len(data))
         for i in range(0, len(data) - 63, 64):
-            if time.perf_counter() >= deadline:
-                break
             gl.bench.reference_step(G, D, data[perm[i:i + 64]], torch.randn(64, 100), opt_d, opt_g)
-            steps += 1
-    print(f"plain DCGAN loop: {steps} steps in {minutes} min")
-    return G
+            done += 1
+            elapsed = (time.perf_counter() - start) / 60
+            for m in marks:  # the weights as the clock passes each mark (copying is not timed work)
+                if m not in snapshots and elapsed >= m:
+                    snapshots[m] = (copy.deepcopy(G.state_dict()), done)
+            if done == steps:
+                snapshots["steps"] = (copy.deepcopy(G.state_dict()), done)
+            if len(snapshots) == len(marks) + 1:
+                break
+    return G, snapshots
 
 
-def report(name: str, samples01: np.ndarray, judge: Judge, ref_feats: np.ndarray, floor: float) -> None:
-    feats, probs = judge_outputs(judge, torch.as_tensor(samples01).float().reshape(-1, 1, 28, 28))
-    share = np.bincount(probs.argmax(1), minlength=10) / len(probs)
-    distance = fd(feats, ref_feats)
-    print(f"{name:<22} confident {np.mean(probs.max(1) > 0.9):6.3f}   digit shares {share.min():.3f}..{share.max():.3f}"
-          f"   Fréchet {distance:8.2f} = {distance / floor:5.1f} x real halves")
+def conditional_rows(scorer: Scorer, run: Path, n_per: int, npy: Path) -> None:
+    """Per digit K: the share of ``sample --label K`` read as K, and the spread ratio to real digits K."""
+    for ema, name in ((True, "EMA G"), (False, "raw G (--no-ema)")):
+        accuracy, ratio = [], []
+        for k in range(10):
+            cli("sample", str(run), "--n", str(n_per), "--label", str(k), "--out", str(npy),
+                *([] if ema else ["--no-ema"]))
+            feats, probs = judge_outputs(scorer.judge, torch.as_tensor(np.load(npy)).float()[:, None])
+            real_feats, _ = judge_outputs(scorer.judge, scorer.real[scorer.labels == k][:n_per])
+            accuracy.append(float(np.mean(probs.argmax(1) == k)))
+            ratio.append(spread(feats) / spread(real_feats))
+        print(f"  cdcgan, {name:<17} read as asked: mean {np.mean(accuracy):.3f}, worst {min(accuracy):.3f} "
+              f"(digit {int(np.argmin(accuracy))}); spread / real digits': mean {np.mean(ratio):.2f}, "
+              f"worst {min(ratio):.2f} (digit {int(np.argmin(ratio))})", flush=True)
+        print("    per digit 0-9: read as asked " + " ".join(f"{a:.2f}" for a in accuracy)
+              + "; spread ratio " + " ".join(f"{r:.2f}" for r in ratio), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 3.0, 10.0],
+                        help="equal wall-clock budgets (default: 1 3 10)")
+    parser.add_argument("--steps", type=int, default=gl.recipes.MNIST.config.steps,
+                        help="equal step budget (default: the command line's, %(default)s)")
     parser.add_argument("--n", type=int, default=2000, help="samples judged per model")
     parser.add_argument("--judge-epochs", type=int, default=4)
+    parser.add_argument("--conditional", action="store_true", help="also judge `train cdcgan` at --steps")
     args = parser.parse_args()
-    if args.minutes <= 0 or args.n <= 1 or args.judge_epochs <= 0:
-        parser.error("argument --minutes/--n/--judge-epochs: must be positive (and --n > 1)")
+    if min(args.minutes) <= 0 or args.steps <= 0 or args.n <= 1 or args.judge_epochs <= 0:
+        parser.error("argument --minutes/--steps/--n/--judge-epochs: must be positive (and --n > 1)")
+    minutes = sorted(set(args.minutes))
 
     train, held = gl.data.MNIST(train=True), gl.data.MNIST(train=False)
     all_images = gl.data.to_unit(torch.cat([train.images, held.images]))
     all_labels = torch.cat([train.targets, held.targets])
-    judge = train_judge(all_images, all_labels, args.judge_epochs)
-    perm = torch.randperm(len(all_images), generator=torch.Generator().manual_seed(0))
-    half = min(args.n, len(all_images) // 2)
-    feats_a, _ = judge_outputs(judge, all_images[perm[:half]])
-    feats_b, probs_b = judge_outputs(judge, all_images[perm[half:2 * half]])
-    floor = fd(feats_a, feats_b)
-    print(f"judge: real digits confident {np.mean(probs_b.max(1) > 0.9):.3f}; "
-          f"Fréchet distance between two halves of {half} real digits: {floor:.2f}")
+    scorer = Scorer(train_judge(all_images, all_labels, args.judge_epochs), all_images, all_labels, args.n)
+    print(f"judge: real digits confident {scorer.real_confident:.3f}; Fréchet distance between two halves of "
+          f"{scorer.half} real digits: {scorer.floor:.2f}", flush=True)
+    scorer.row("real digits", scorer.heldout)
 
     with tempfile.TemporaryDirectory() as tmp:
-        run, npy = Path(tmp) / "run", Path(tmp) / "s.npy"
-        subprocess.run([sys.executable, "-m", "ganlab", "train", "dcgan", "--data", "mnist", "--minutes",
-                        str(args.minutes), "--out", str(run), "--quiet"], check=True)
-        sample = [sys.executable, "-m", "ganlab", "sample", str(run), "--n", str(args.n), "--out", str(npy)]
-        subprocess.run(sample, check=True)
-        ganlab_samples = np.load(npy)
-        subprocess.run(sample + ["--refine-steps", "0"], check=True)
-        ganlab_plain = np.load(npy)
-    G = plain_dcgan(train.images, args.minutes)
-    plain_samples = gl.data.to_unit(gl.sample(G, args.n, seed=0))[:, 0].numpy()
-    print()
-    report("real digits", all_images[perm[2 * half:3 * half]].numpy(), judge, feats_b, floor)
-    report("ganlab CLI", ganlab_samples, judge, feats_b, floor)
-    report("  without refinement", ganlab_plain, judge, feats_b, floor)
-    report("plain DCGAN loop", plain_samples, judge, feats_b, floor)
+        tmp = Path(tmp)
+        npy, timed, stepped = tmp / "s.npy", tmp / "timed", tmp / "stepped"
+        quiet = ["--quiet", "--sample-every", "0"]
+        _, plain = plain_dcgan(train.images, minutes, args.steps)
+        G = gl.models.build_gan("dcgan", z_dim=100, img_size=28, base_channels=64)[0]
+
+        def plain_row(key):
+            weights, done = plain[key]
+            G.load_state_dict(weights)
+            scorer.row("plain DCGAN loop", gl.data.to_unit(gl.sample(G, args.n, seed=0))[:, 0].numpy(), str(done))
+
+        before = 0.0
+        for m in minutes:  # each budget continues the previous one's run (exact resume) for the difference
+            print(f"\n{m:g} minute(s) of training each:", flush=True)
+            cli("train", "dcgan", "--data", "mnist", "--minutes", str(m - before), "--steps", str(10**9),
+                "--out", str(timed), *quiet, *(["--resume"] if before else []))
+            before = m
+            ganlab_rows(scorer, timed, args.n, f"{m:g} min", npy)
+            plain_row(m)
+        print(f"\n{args.steps} steps each:", flush=True)
+        start = time.perf_counter()
+        cli("train", "dcgan", "--data", "mnist", "--steps", str(args.steps), "--out", str(stepped), *quiet)
+        print(f"  (ganlab: {time.perf_counter() - start:.0f} s with start-up)", flush=True)
+        ganlab_rows(scorer, stepped, args.n, f"{args.steps} steps", npy)
+        plain_row("steps")
+        if args.conditional:
+            print(f"\nclass-conditional, {args.steps} steps:", flush=True)
+            cond = tmp / "cdcgan"
+            cli("train", "cdcgan", "--data", "mnist", "--steps", str(args.steps), "--out", str(cond), *quiet)
+            conditional_rows(scorer, cond, max(2, args.n // 10), npy)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,22 @@
 
 Examples::
 
-    python -m ganlab train dcgan --data mnist --minutes 3 --out runs/dcgan
-    python -m ganlab train dcgan --data mnist --steps 5000 --out runs/dcgan --resume
+    python -m ganlab train dcgan --data mnist --out runs/dcgan               # the recipe's 4,000 steps
+    python -m ganlab train dcgan --data mnist --steps 8000 --out runs/dcgan --resume
     python -m ganlab sample runs/dcgan --n 2000 --out samples.npy
     python -m ganlab evaluate runs/dcgan --n 2000
+    python -m ganlab train cdcgan --data mnist --out runs/cdcgan             # digits on demand
+    python -m ganlab sample runs/cdcgan --n 100 --label 7 --out sevens.npy
 
-``train`` stops after ``--minutes`` of wall-clock time or ``--steps`` generator updates, whichever comes
-first, and leaves ``checkpoint.pt`` and sample grids in ``--out``. ``sample`` writes an ``(N, H, W)``
-float32 array in [0, 1] (``(N, C, H, W)`` for colour), using the EMA weights when the checkpoint has
-them; MNIST images are 28 x 28. Before decoding, each noise vector takes ``--refine-steps`` small
+``train`` trains a recipe of :data:`ganlab.recipes.RECIPES` (``dcgan``: :data:`~ganlab.recipes.MNIST`;
+``cdcgan``: :data:`~ganlab.recipes.MNIST_COND`, class-conditional) for ``--steps`` generator updates,
+4,000 by default, so that a run's result does not depend on the machine's speed; ``--minutes`` is an
+optional wall-clock cap that stops it earlier. It leaves ``checkpoint.pt`` and sample grids in ``--out``.
+
+``sample`` writes an ``(N, H, W)`` float32 array in [0, 1] (``(N, C, H, W)`` for colour), using the EMA
+weights when the checkpoint has them; MNIST images are 28 x 28. For a class-conditional run it draws every
+class equally often, or only class ``--label K``, and writes the labels, int64 ``(N,)``, beside the images
+(``OUT.labels.npy`` for ``OUT.npy``). Before decoding, each noise vector takes ``--refine-steps`` small
 gradient steps towards a higher logit of the checkpoint's discriminator under the Gaussian prior
 (:func:`ganlab.train.refine_latents`); ``--refine-steps 0`` gives plain ``G(z)``. ``evaluate`` draws the
 same images ``sample`` would (same flags, same seed) and scores them against the held-out MNIST digits on
@@ -40,14 +47,15 @@ from pathlib import Path
 
 from .errors import UsageError, one_line
 from .recipes import MNIST as MNIST_RECIPE
-from .recipes import SAMPLE_REFINE
+from .recipes import RECIPES, SAMPLE_REFINE
 
 # the defaults of `train` and `sample` are ganlab.recipes.MNIST and ganlab.recipes.SAMPLE_REFINE (measured
 # there); every value can be overridden by a flag.
 
 
 # config fields and builder arguments whose flag is not simply --field-name
-_FLAGS = {"betas": "--beta1/--beta2", "ema_half_life": "--ema-half-life", "max_minutes": "--minutes",
+_FLAGS = {"betas": "--beta1/--beta2", "ema_half_life": "--ema-half-life", "ema_rampup": "--ema-rampup",
+          "max_minutes": "--minutes",
           "d_spectral_norm": "--spectral-norm", "img_size": "--data", "img_channels": "--data"}
 
 
@@ -101,20 +109,21 @@ def _path(text: str) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     from .losses import list_losses
-    from .models import list_models
     from .train import PRECISIONS
 
     parser = _Parser(prog="ganlab", description="Train GANs and sample from them (the GAN Lab book's CLI).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a GAN; stops after --minutes or --steps, whichever first")
-    t.add_argument("model", choices=list_models(accepts="img_size"), help="registered image GAN name")
+    t = sub.add_parser("train", help="train a GAN; stops after --steps (or --minutes, whichever first)")
+    t.add_argument("model", choices=sorted(RECIPES), help="a recipe of ganlab.recipes.RECIPES: dcgan "
+                                                          "(MNIST digits), cdcgan (digits by label)")
     t.add_argument("--data", choices=["mnist"], default="mnist", help="dataset (default: mnist)")
     t.add_argument("--out", type=_path, required=True,
                    help="output folder for checkpoint.pt and sample grids")
-    t.add_argument("--minutes", type=_positive_float, default=None, help="wall-clock budget in minutes")
-    t.add_argument("--steps", type=_positive_int, default=None, help="generator updates (default: no limit "
-                                                                      "when --minutes is given)")
+    t.add_argument("--steps", type=_positive_int, default=MNIST_RECIPE.config.steps,
+                   help="generator updates (default: %(default)s, whatever the machine's speed)")
+    t.add_argument("--minutes", type=_positive_float, default=None,
+                   help="optional wall-clock cap in minutes (stops earlier if --steps are not done)")
     t.add_argument("--data-root", type=_path, default=None, help="data folder (default: $GANLAB_DATA, "
                                                                  "else the user cache)")
     t.add_argument("--download", action="store_true", help="download MNIST with torchvision if missing")
@@ -135,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default=arch["d_spectral_norm"], help="spectral norm in D instead of batch norm")
     t.add_argument("--ema-half-life", type=float, default=cfg.ema_half_life,
                    help="EMA half-life in images; 0 turns the EMA off")
+    t.add_argument("--ema-rampup", type=float, default=cfg.ema_rampup,
+                   help="EMA warm-up: half-life at most this share of the images seen; 0 turns it off")
     t.add_argument("--seed", type=_seed, default=0,
                    help="seeds the weights, the batch order, the noise and the augmentation: equal seeds, "
                         "byte-identical checkpoints (on the CPU)")
@@ -162,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=_positive_int, required=True, help="number of images")
     s.add_argument("--out", type=_path, required=True, help="output .npy file")
     s.add_argument("--seed", type=_seed, default=0)
+    s.add_argument("--label", type=_nonnegative_int, default=None,
+                   help="class-conditional runs (cdcgan): draw only this class, 0..num_classes-1 (default: "
+                        "every class equally often); the labels go to OUT.labels.npy")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA weights exist")
     s.add_argument("--refine-steps", type=_nonnegative_int, default=SAMPLE_REFINE["steps"],
                    help="gradient steps on each z towards a higher D logit (0: plain G(z))")
@@ -260,12 +274,12 @@ def _check_draw_memory(args, G, parser) -> None:
                      f"{_size(memory)}")
 
 
-def _draw_checked(G, D, args, parser, path: Path) -> "torch.Tensor":
+def _draw_checked(G, D, args, parser, path: Path) -> tuple["torch.Tensor", "torch.Tensor | None"]:
     """:func:`_draw`, with a refinement that blows up, or a generator that makes NaN, as one line."""
     import torch
 
     try:
-        images = _draw(G, D, args)
+        images, labels = _draw(G, D, args)
     except UsageError as exc:  # refine_latents: the gradient steps overflowed
         parser.error(f"argument --refine-step-size: {exc}")
     except Exception as exc:
@@ -275,7 +289,7 @@ def _draw_checked(G, D, args, parser, path: Path) -> "torch.Tensor":
     if not bool(torch.isfinite(images).all()):
         parser.error(f"argument run_dir: the generator in {path} made NaN or infinite pixels; its weights "
                      f"are damaged or diverged")
-    return images
+    return images, labels
 
 
 def _check_train_out(args, parser) -> Path:
@@ -296,8 +310,10 @@ def _check_train_out(args, parser) -> Path:
 
 
 def _model_args(args) -> dict:
-    return dict(z_dim=args.z_dim, img_channels=1, img_size=28, base_channels=args.base_channels,
-                extra_layers=args.extra_layers, residual=args.residual, d_spectral_norm=args.spectral_norm)
+    """The builder's arguments: the recipe's (conditioning included), with the flags' sizes."""
+    return dict(RECIPES[args.model].model_args, z_dim=args.z_dim, img_channels=1, img_size=28,
+                base_channels=args.base_channels, extra_layers=args.extra_layers, residual=args.residual,
+                d_spectral_norm=args.spectral_norm)
 
 
 def _training_bytes(args) -> tuple[int, float]:
@@ -312,7 +328,7 @@ def _training_bytes(args) -> tuple[int, float]:
 
     with torch.device("meta"):  # shapes only: nothing is allocated, however large
         # spectral norm adds two vectors per layer, but its power iteration is slow on meta tensors
-        G, D = build_gan(args.model, **{**_model_args(args), "d_spectral_norm": False})
+        G, D = build_gan(RECIPES[args.model].model, **{**_model_args(args), "d_spectral_norm": False})
         acts = [0]
 
         def count(module, inputs, output):
@@ -333,7 +349,7 @@ def _training_bytes(args) -> tuple[int, float]:
 
 def _check_training_size(args, parser, device) -> int:
     """Refuse networks or batches that cannot fit in memory before any is allocated; the parameter count."""
-    defaults = MNIST_RECIPE.model_args
+    defaults = RECIPES[args.model].model_args
     try:
         params, need = _training_bytes(args)
     except (RuntimeError, ValueError, OverflowError) as exc:  # sizes beyond int64, or that cannot be built
@@ -365,9 +381,9 @@ def _check_resume(checkpoint: Path, G, D, config, args, parser) -> None:
     if isinstance(done, int) and args.steps is not None and done >= args.steps:
         parser.error(f"argument --steps: {checkpoint} is already at step {done:,}; pass more than that to "
                      f"continue it")
-    if saved.get("model") != args.model:
+    if saved.get("model") != RECIPES[args.model].model:
         parser.error(f"argument --resume: {checkpoint} holds a {saved.get('model')!r} run, not "
-                     f"{args.model!r}")
+                     f"{RECIPES[args.model].model!r} ({args.model})")
     differ: dict[str, str] = {}
     for key, net in (("g_args", G), ("d_args", D)):
         old = saved.get(key)
@@ -423,23 +439,24 @@ def _train(args, parser) -> int:
     from .data import MNIST
     from .errors import DataError
     from .models import build_gan
-    from .train import UNLIMITED_STEPS, fit, speed_settings
+    from .train import fit, speed_settings
     from .utils import seed_everything
 
     # ---- every check before anything is built, loaded or written
-    if args.minutes is None and args.steps is None:
-        parser.error("argument --minutes/--steps: give at least one of them")
     if not math.isfinite(args.ema_half_life) or args.ema_half_life < 0:
         parser.error(f"argument --ema-half-life: must be >= 0, got {args.ema_half_life}")
+    if not math.isfinite(args.ema_rampup) or args.ema_rampup < 0:
+        parser.error(f"argument --ema-rampup: must be >= 0, got {args.ema_rampup}")
+    recipe = RECIPES[args.model]  # its networks and settings; the flags override the values they name
     checkpoint = _check_train_out(args, parser)
     device = _device(args, parser)
     try:
-        config = MNIST_RECIPE.train_config(
-            steps=args.steps if args.steps is not None else UNLIMITED_STEPS, batch_size=args.batch_size,
+        config = recipe.train_config(
+            steps=args.steps, batch_size=args.batch_size,
             lr_g=args.lr_g, lr_d=args.lr_d, betas=(args.beta1, args.beta2), loss=args.loss, seed=args.seed,
             device=args.device,
             precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-            ema_half_life=args.ema_half_life or None,
+            ema_half_life=args.ema_half_life or None, ema_rampup=args.ema_rampup or None,
             checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
             max_minutes=args.minutes, progress=not args.quiet and sys.stderr.isatty())
     except ValueError as exc:
@@ -458,7 +475,7 @@ def _train(args, parser) -> int:
     # ---- the networks, seeded: their initial weights come from --seed alone
     try:
         seed_everything(args.seed)
-        G, D = build_gan(args.model, seed=args.seed, **_model_args(args))
+        G, D = build_gan(recipe.model, seed=args.seed, **_model_args(args))
         speed_settings(config, device, D=D)  # fp16 on a CPU, compile where unsupported: the flag's error
     except ValueError as exc:
         _config_flag_error(exc, parser)
@@ -489,9 +506,10 @@ def _train(args, parser) -> int:
     return 0
 
 
-def _draw(G, D, args) -> "torch.Tensor":
-    """The ``(N, C, H, W)`` images in [-1, 1] that ``sample`` writes and ``evaluate`` scores: seeded noise,
-    balanced labels for a conditional G, then ``--refine-steps`` of refinement when ``D`` is given."""
+def _draw(G, D, args) -> tuple["torch.Tensor", "torch.Tensor | None"]:
+    """The ``(N, C, H, W)`` images in [-1, 1] that ``sample`` writes and ``evaluate`` scores, and their labels
+    (``None`` for an unconditional G): seeded noise, balanced labels for a conditional G (all ``--label``
+    with that flag), then ``--refine-steps`` of refinement when ``D`` is given."""
     import torch
 
     from .train import balanced_labels, refine_latents, sample
@@ -499,10 +517,12 @@ def _draw(G, D, args) -> "torch.Tensor":
     z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed))
     num_classes = getattr(G, "num_classes", None)
     labels = balanced_labels(args.n, num_classes) if num_classes is not None else None
+    if getattr(args, "label", None) is not None:                  # `sample --label K` (checked by _sample)
+        labels = torch.full((args.n,), args.label, dtype=torch.int64)
     if D is not None:
         z = refine_latents(G, D, z, steps=args.refine_steps, step_size=args.refine_step_size, labels=labels,
                            progress=sys.stderr.isatty())
-    return sample(G, args.n, z=z, labels=labels)
+    return sample(G, args.n, z=z, labels=labels), labels
 
 
 def _sample(args, parser) -> int:
@@ -518,7 +538,12 @@ def _sample(args, parser) -> int:
     if not all(isinstance(getattr(G, k, None), int) for k in ("z_dim", "img_channels", "img_size")):
         parser.error(f"argument run_dir: {path} holds a {type(G).__name__}, not an image generator from noise")
     _check_draw_memory(args, G, parser)
-    images = _draw_checked(G, D, args, parser, path)              # (N, C, H, W) in [-1, 1]
+    num_classes = getattr(G, "num_classes", None)
+    if args.label is not None and num_classes is None:
+        parser.error(f"argument --label: the run at {path} is unconditional (its generator takes no labels)")
+    if args.label is not None and args.label >= num_classes:
+        parser.error(f"argument --label: must be in 0..{num_classes - 1} for this run, got {args.label}")
+    images, labels = _draw_checked(G, D, args, parser, path)      # (N, C, H, W) in [-1, 1], (N,) or None
     images = ((images + 1) / 2).clamp_(0, 1)                      # -> [0, 1]
     if images.shape[1] == 1:
         images = images[:, 0]                                     # (N, H, W) for grey images
@@ -527,14 +552,21 @@ def _sample(args, parser) -> int:
     array = images.numpy().astype(np.float32)
     from .utils import atomic_write, remove_stale_temp_files
 
-    remove_stale_temp_files(args.out.parent, (args.out.name,))
+    label_path = args.out.with_suffix(".labels.npy")
+    remove_stale_temp_files(args.out.parent, (args.out.name, label_path.name))
 
-    def write(tmp):
-        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare temp name
-            np.save(fh, array)
+    def save(path: Path, values) -> None:
+        def write(tmp):
+            with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare temp name
+                np.save(fh, values)
 
-    atomic_write(args.out, write)  # a full or read-only disk: an OSError naming --out (see main)
+        atomic_write(path, write)  # a full or read-only disk: an OSError naming the file (see main)
+
+    save(args.out, array)
     print(f"wrote {array.shape[0]} samples of shape {tuple(array.shape[1:])} to {args.out}")
+    if labels is not None:  # a conditional run: the class each image was drawn for, beside the images
+        save(label_path, labels.numpy().astype(np.int64))
+        print(f"wrote their labels (int64) to {label_path}")
     return 0
 
 
@@ -565,7 +597,7 @@ def _evaluate(args, parser) -> int:
         parser.error(f"argument --data-root: the domain classifier cannot be trained on this data ({exc})")
 
     # the images `sample` writes, in [-1, 1] at 28 x 28
-    images = _draw_checked(G, D, args, parser, path)
+    images, _ = _draw_checked(G, D, args, parser, path)
     if images.shape[-1] == 32:
         images = images[..., 2:30, 2:30]                          # MNIST trained padded: back to 28 x 28
 

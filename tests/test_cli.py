@@ -66,7 +66,6 @@ def test_the_same_seed_trains_the_same_weights(tmp_path, capsys):
     (["sample", "MISSING", "--n", "3", "--out", "x.npy"], "run_dir"),
     (["sample", "RUN", "--n", "3", "--out", "x.npy", "--refine-steps", "-1"], "--refine-steps"),
     (["sample", "RUN", "--n", "3", "--out", "x.npy", "--refine-step-size", "0"], "--refine-step-size"),
-    (["train", "dcgan", "--out", "OUT"], "--minutes/--steps"),
     (["train", "dcgan", "--out", "OUT", "--minutes", "-1"], "--minutes"),
     (["train", "dcgan", "--out", "OUT", "--steps", "2.5"], "--steps"),
     (["train", "dcgan", "--out", "OUT", "--minutes", "nan"], "--minutes"),
@@ -76,6 +75,8 @@ def test_the_same_seed_trains_the_same_weights(tmp_path, capsys):
     (["train", "nogan", "--out", "OUT", "--steps", "2"], "model"),
     (["train", "dcgan", "--out", "OUT", "--steps", "2", "--data", "cifar"], "--data"),
     (["train", "dcgan", "--out", "OUT", "--steps", "2", "--ema-half-life", "-5"], "--ema-half-life"),
+    (["train", "dcgan", "--out", "OUT", "--steps", "2", "--ema-rampup", "-0.1"], "--ema-rampup"),
+    (["sample", "RUN", "--n", "3", "--out", "x.npy", "--label", "-1"], "--label"),
 ])
 def test_bad_arguments_exit_2_with_one_line_naming_them(tmp_path, capsys, argv, name):
     argv = [a.replace("RUN", str(tmp_path)).replace("MISSING", str(tmp_path / "missing"))
@@ -115,3 +116,103 @@ def test_the_mnist_recipe_uses_residual_blocks_unless_told_not_to(tmp_path, caps
         G = load_generator(out / "checkpoint.pt")
         assert sum(isinstance(m, ResidualBlock) for m in G.modules()) == (3 if residual else 0)
     capsys.readouterr()
+
+
+TINY = ["--base-channels", "4", "--extra-layers", "0", "--z-dim", "8", "--quiet", "--sample-every", "0",
+        "--checkpoint-every", "0", "--device", "cpu"]
+
+
+def test_train_defaults_to_the_recipes_steps_with_minutes_only_a_cap(capsys):
+    from ganlab.__main__ import build_parser
+    from ganlab.recipes import MNIST, MNIST_COND
+
+    args = build_parser().parse_args(["train", "dcgan", "--out", "x"])
+    assert args.steps == MNIST.config.steps == 4_000 and args.minutes is None
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "(default: 4000;" in " ".join(capsys.readouterr().out.split())
+    # the flags' defaults are MNIST's: the conditional recipe must share every value they set
+    assert MNIST_COND.config == MNIST.config
+    flagged = ("z_dim", "base_channels", "extra_layers", "residual", "d_spectral_norm")
+    assert all(MNIST_COND.model_args[k] == MNIST.model_args[k] for k in flagged)
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="no MNIST files under GANLAB_DATA")
+def test_train_without_steps_or_minutes_trains_the_default_steps(tmp_path, capsys, monkeypatch):
+    import ganlab.recipes
+
+    # the default comes from the recipe: a 2-step recipe shows that no flag is needed (and none caps it)
+    monkeypatch.setattr(ganlab.recipes.MNIST.config, "steps", 2)
+    assert main(["train", "dcgan", "--out", str(tmp_path / "run"), *TINY]) == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def cdcgan_run(tmp_path_factory):
+    """A 2-step tiny `train cdcgan` run (MNIST with labels)."""
+    if not HAVE_MNIST:
+        pytest.skip("no MNIST files under GANLAB_DATA")
+    out = tmp_path_factory.mktemp("cdcgan") / "run"
+    assert main(["train", "cdcgan", "--data", "mnist", "--steps", "2", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_cdcgan_is_class_conditional_with_batch_norm_per_class(cdcgan_run):
+    from ganlab.checkpoint import load_checkpoint
+    from ganlab.models.dcgan import ConditionalBatchNorm2d
+    from ganlab.train import load_discriminator, load_generator
+
+    state = load_checkpoint(cdcgan_run / "checkpoint.pt")
+    assert state["g_args"]["num_classes"] == 10 and state["g_args"]["conditioning"] == "batchnorm"
+    G, D = load_generator(cdcgan_run / "checkpoint.pt"), load_discriminator(cdcgan_run / "checkpoint.pt")
+    assert G.embed is None and any(isinstance(m, ConditionalBatchNorm2d) for m in G.modules())
+    assert D.num_classes == 10 and D.conditioning == "projection"
+
+
+def test_sample_label_writes_that_digit_and_balanced_labels_without_it(cdcgan_run, tmp_path, capsys):
+    import torch
+
+    from ganlab.train import load_generator, sample
+
+    G = load_generator(cdcgan_run / "checkpoint.pt")
+    for k in (0, 7, 9):
+        npy = tmp_path / f"d{k}.npy"
+        assert main(["sample", str(cdcgan_run), "--n", "6", "--label", str(k), "--out", str(npy),
+                     "--refine-steps", "0"]) == 0
+        array = np.load(npy)
+        assert array.shape == (6, 28, 28) and array.dtype == np.float32
+        assert 0 <= array.min() <= array.max() <= 1
+        asked = torch.full((6,), k)
+        expected = ((sample(G, 6, seed=0, labels=asked) + 1) / 2).clamp(0, 1)[:, 0].numpy()
+        np.testing.assert_array_equal(array, expected)  # G drew digit k for each image
+        assert np.array_equal(np.load(tmp_path / f"d{k}.labels.npy"), np.full(6, k))
+    assert not np.array_equal(np.load(tmp_path / "d0.npy"), np.load(tmp_path / "d7.npy"))
+    npy = tmp_path / "all.npy"
+    assert main(["sample", str(cdcgan_run), "--n", "12", "--out", str(npy)]) == 0  # refined, by default
+    labels = np.load(tmp_path / "all.labels.npy")
+    assert labels.dtype == np.int64 and labels.shape == (12,)
+    assert np.array_equal(labels, np.arange(12) % 10) and np.load(npy).shape == (12, 28, 28)
+    capsys.readouterr()
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="no MNIST files under GANLAB_DATA")
+def test_an_unconditional_run_writes_no_labels(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "dcgan", "--steps", "1", "--out", str(out), *TINY]) == 0
+    assert main(["sample", str(out), "--n", "3", "--out", str(tmp_path / "s.npy")]) == 0
+    assert (tmp_path / "s.npy").is_file() and not (tmp_path / "s.labels.npy").exists()
+    with pytest.raises(SystemExit) as info:
+        main(["sample", str(out), "--n", "3", "--out", str(tmp_path / "s.npy"), "--label", "3"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("ganlab: error: argument --label:") and "unconditional" in err
+
+
+@pytest.mark.parametrize("label", ["10", "99"])
+def test_sample_label_out_of_range_is_a_one_line_error(cdcgan_run, tmp_path, capsys, label):
+    with pytest.raises(SystemExit) as info:
+        main(["sample", str(cdcgan_run), "--n", "3", "--out", str(tmp_path / "s.npy"), "--label", label])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("ganlab: error: argument --label:") and "0..9" in err and label in err
+    assert not (tmp_path / "s.npy").exists()

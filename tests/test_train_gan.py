@@ -8,7 +8,8 @@ from torch import nn
 
 import ganlab as gl
 from ganlab.losses import get_loss
-from ganlab.train import TrainConfig, autocast_context, d_step, ema_decay, fit, g_step, make_optimizers, sample
+from ganlab.train import (TrainConfig, autocast_context, d_step, ema_decay, fit, g_step, lr_scale,
+                          make_optimizers, sample)
 
 
 def state_equal(a: nn.Module, b: nn.Module) -> bool:
@@ -75,7 +76,10 @@ def test_fit_accepts_datasets_of_pairs(tiny_gan, toy_images, cfg):
     assert result.step == 2
 
 
-@pytest.mark.parametrize("extra", [{}, {"ema_half_life": 50.0, "n_critic": 2, "gp_weight": 10.0, "loss": "wasserstein"}])
+@pytest.mark.parametrize("extra", [{},
+                                   {"ema_half_life": 50.0, "n_critic": 2, "gp_weight": 10.0,
+                                    "loss": "wasserstein"},
+                                   {"ema_half_life": 40.0, "ema_rampup": 1.0}])  # warm-up ends at step 5 of 7
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra, tiny_gan, toy_images, cfg):
     straight_G, straight_D = tiny_gan()
     straight = fit(straight_G, straight_D, toy_images(), cfg(steps=7, **extra))
@@ -88,8 +92,34 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, extra, 
     assert resumed.step == 7
     assert state_equal(resumed.G, straight.G) and state_equal(resumed.D, straight.D)
     if "ema_half_life" in extra:
-        assert state_equal(resumed.G_ema, straight.G_ema)
+        assert state_equal(resumed.G_ema, straight.G_ema)  # the EMA's decay is a function of the step
     assert resumed.history["d_loss"] == straight.history["d_loss"]
+
+
+def test_lr_decay_falls_linearly_then_a_crashed_run_resumes_exactly(tmp_path, tiny_gan, toy_images, cfg):
+    assert [lr_scale(k, 10, 0.6) for k in range(10)] == [1.0] * 7 + [0.75, 0.5, 0.25]
+    assert lr_scale(9, 10, None) == 1.0 and lr_scale(0, 10, 0.0) == 1.0 and lr_scale(5, 10, 0.0) == 0.5
+    straight = fit(*tiny_gan(), toy_images(), cfg(steps=8, lr_decay_start=0.5))
+
+    class Crash(Exception):
+        pass
+
+    def crash(state):  # after the checkpoint of step 5 is written
+        if state.step == 5:
+            raise Crash
+
+    config = cfg(steps=8, lr_decay_start=0.5, checkpoint_every=1)
+    with pytest.raises(Crash):
+        fit(*tiny_gan(), toy_images(), config, out_dir=tmp_path, callbacks={"on_step_end": [crash]})
+    resumed = fit(*tiny_gan(seed=1), toy_images(), config, out_dir=tmp_path, resume=True)
+    assert state_equal(resumed.G, straight.G) and state_equal(resumed.D, straight.D)
+    saved = gl.load_checkpoint(tmp_path / "checkpoint.pt")
+    for opt, lr in (("opt_g", config.lr_g), ("opt_d", config.lr_d)):  # the last update: 1 / (8 - 4) of lr
+        assert saved[opt]["param_groups"][0]["lr"] == pytest.approx(lr / 4)
+    constant = fit(*tiny_gan(), toy_images(), cfg(steps=8))
+    assert not state_equal(constant.G, straight.G)
+    with pytest.raises(ValueError, match="lr_decay_start"):
+        cfg(lr_decay_start=1.0)
 
 
 def test_resume_rejects_a_different_config(tmp_path, tiny_gan, toy_images, cfg):
@@ -142,7 +172,8 @@ def test_overflowing_weights_are_never_checkpointed(tmp_path, tiny_gan, toy_imag
 
 @pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", -1), ("lr_g", 0.0), ("betas", (0.5,)),
                                           ("loss", "nope"), ("n_critic", 0), ("gp_weight", -1.0),
-                                          ("ema_half_life", 0.0), ("precision", "fp8"), ("seed", -1),
+                                          ("ema_half_life", 0.0), ("ema_rampup", -0.05), ("precision", "fp8"),
+                                          ("seed", -1),
                                           ("max_minutes", -2.0), ("log_every", 0)])
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ValueError, match=field if field != "loss" else "loss must be"):
@@ -155,6 +186,9 @@ def test_config_round_trip_and_unknown_fields():
     assert TrainConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown field"):
         TrainConfig.from_dict({"stepz": 3})
+    # a config saved before the EMA warm-up existed keeps the fixed half-life it trained with
+    old = {k: v for k, v in TrainConfig(ema_half_life=100.0).to_dict().items() if k != "ema_rampup"}
+    assert TrainConfig.from_dict(old).ema_rampup is None and TrainConfig().ema_rampup == 0.05
 
 
 def test_fit_argument_errors(tmp_path, tiny_gan, toy_images, cfg):

@@ -34,22 +34,58 @@ def test_ttur_gives_each_player_its_own_learning_rate(tiny_gan, toy_images, cfg)
     assert d_move == pytest.approx(4e-4, rel=0.05)
 
 
-def test_ema_generator_is_the_exponential_average_of_the_iterates(tiny_gan, toy_images, cfg):
+@pytest.mark.parametrize("rampup", [None, 0.05])
+def test_ema_generator_is_the_exponential_average_of_the_iterates(tiny_gan, toy_images, cfg, rampup):
     """G_ema after n steps = sum of decayed iterates (Yazici et al. 2019), checked against a hand-kept
-    average of the weights fit produced at each step."""
+    average of the weights fit produced at each step, with the fixed decay or each step's warm-up decay."""
     G, D = tiny_gan()
-    decay = gl.train.ema_decay(8, 40.0)
     kept = {}
 
     def track(state):
+        # the update after step k (state.step) saw (k - 1) batches of 8 images before it
+        decay = gl.train.ema_decay(8, 40.0, rampup=rampup, images_seen=(state.step - 1) * 8)
         for name, p in state.G.named_parameters():
             # AveragedModel copies the first iterate, then avg = decay * avg + (1 - decay) * new
             kept[name] = p.detach().clone() if name not in kept else decay * kept[name] + (1 - decay) * p.detach()
 
-    result = fit(G, D, toy_images(), cfg(steps=5, ema_half_life=40.0), callbacks={"on_step_end": [track]})
+    result = fit(G, D, toy_images(), cfg(steps=5, ema_half_life=40.0, ema_rampup=rampup),
+                 callbacks={"on_step_end": [track]})
     for name, p in result.G_ema.named_parameters():
         torch.testing.assert_close(p, kept[name], rtol=1e-5, atol=1e-6)
     assert not torch.equal(result.G_ema.net[0].weight, result.G.net[0].weight)
+
+
+def test_ema_warm_up_follows_g_early_and_keeps_the_half_life_later(tiny_gan, toy_images, cfg):
+    """With the warm-up the EMA of a short run is close to G's last iterate; with a fixed half-life of
+    10,000 images it is still the first iterate. Later the warm-up's decay is the half-life's."""
+    def distances(rampup):
+        G, D = tiny_gan()
+        first = {}
+
+        def keep_first(state):
+            if not first:
+                first.update({k: p.detach().clone() for k, p in state.G.named_parameters()})
+
+        result = fit(G, D, toy_images(), cfg(steps=8, lr_g=1e-2, ema_half_life=10_000.0, ema_rampup=rampup),
+                     callbacks={"on_step_end": [keep_first]})
+        last = {k: p.detach() for k, p in result.G.named_parameters()}
+
+        def norm(weights):
+            return float(sum((weights[k].detach() - last[k]).pow(2).sum() for k in last).sqrt())
+
+        return norm(dict(result.G_ema.named_parameters())), norm(first)
+
+    ema_gap, travelled = distances(0.05)
+    assert travelled > 0 and ema_gap < 0.1 * travelled       # the warm-up's EMA follows G
+    ema_gap, travelled = distances(None)
+    assert ema_gap > 0.9 * travelled                         # a fixed half-life lags at the first iterate
+    decay = gl.train.ema_decay
+    assert decay(32, 10_000.0, rampup=0.05, images_seen=0) == 0.0
+    assert decay(32, 10_000.0, rampup=0.05, images_seen=64_000) == pytest.approx(0.5 ** (32 / 3_200))
+    for seen in (200_000, 10**7):                            # from 10,000 / 0.05 images on: the half-life
+        assert decay(32, 10_000.0, rampup=0.05, images_seen=seen) == decay(32, 10_000.0)
+    with pytest.raises(ValueError, match="rampup"):
+        decay(32, 10_000.0, rampup=0.0)
 
 
 def test_spectral_norm_keeps_d_one_lipschitz_during_training(tiny_gan, toy_images, cfg):

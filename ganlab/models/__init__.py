@@ -23,7 +23,7 @@ from torch import nn
 
 from ..utils import check_seed
 from .classifier import MNISTClassifier
-from .dcgan import DCGANDiscriminator, DCGANGenerator, stage_plan
+from .dcgan import ConditionalBatchNorm2d, DCGANDiscriminator, DCGANGenerator, stage_plan
 from .pix2pix import PatchGANDiscriminator, UNetGenerator
 from .toy import ToyDiscriminator, ToyGenerator
 from .vae import VAE, VAEDecoder, VAEEncoder
@@ -31,6 +31,7 @@ from .vae import VAE, VAEDecoder, VAEEncoder
 __all__ = [
     "DCGANGenerator",
     "DCGANDiscriminator",
+    "ConditionalBatchNorm2d",
     "MNISTClassifier",
     "VAE",
     "VAEEncoder",
@@ -56,7 +57,8 @@ def build_dcgan(*, z_dim: int = 100, img_channels: int = 1, img_size: int = 28, 
                 g_base_channels: int | None = None, d_base_channels: int | None = None,
                 num_classes: int | None = None, extra_layers: int = 0, residual: bool = False,
                 d_spectral_norm: bool = False, d_minibatch_std: bool = False,
-                d_conditioning: str = "projection", spectral_norm: bool | None = None) -> Pair:
+                g_conditioning: str = "concat", d_conditioning: str = "projection",
+                spectral_norm: bool | None = None) -> Pair:
     """A :class:`DCGANGenerator` and a :class:`DCGANDiscriminator` for the same images (G built first).
 
     Args:
@@ -68,6 +70,8 @@ def build_dcgan(*, z_dim: int = 100, img_channels: int = 1, img_size: int = 28, 
         extra_layers, residual: 3 x 3 blocks at the smallest resolution, residual or not (both).
         d_spectral_norm: spectral norm on D's layers instead of batch norm (Miyato et al. 2018).
         d_minibatch_std: D sees the features' spread over the batch (Karras et al. 2018).
+        g_conditioning: how a label enters G: ``"concat"`` (an embedding next to z) or ``"batchnorm"``
+            (conditional batch norm, a gain and bias per class in every layer).
         d_conditioning: how a label enters D: ``"projection"`` or ``"input"``.
         spectral_norm: deprecated spelling of ``d_spectral_norm``.
     """
@@ -77,7 +81,8 @@ def build_dcgan(*, z_dim: int = 100, img_channels: int = 1, img_size: int = 28, 
         d_spectral_norm = spectral_norm
     shared = dict(img_channels=img_channels, img_size=img_size, num_classes=num_classes,
                   extra_layers=extra_layers, residual=residual)
-    G = DCGANGenerator(z_dim=z_dim, base_channels=base_channels if g_base_channels is None else g_base_channels, **shared)
+    g_width = base_channels if g_base_channels is None else g_base_channels
+    G = DCGANGenerator(z_dim=z_dim, base_channels=g_width, conditioning=g_conditioning, **shared)
     D = DCGANDiscriminator(base_channels=base_channels if d_base_channels is None else d_base_channels, spectral_norm=d_spectral_norm,
                            minibatch_std=d_minibatch_std, conditioning=d_conditioning, **shared)
     return G, D

@@ -17,13 +17,21 @@ https://arxiv.org/abs/1512.03385), the block the SNGAN and BigGAN networks are b
 path lets a deeper stack train as quickly as a shallow one; the command line's MNIST recipe uses three
 such blocks in each network (see ``ganlab/__main__.py`` for the measurements behind it).
 
-Class conditioning (``num_classes``): the generator concatenates a learned embedding of the label to
-``z`` (Mirza & Osindero 2014, https://arxiv.org/abs/1411.1784). The discriminator takes the label in
-one of two ways (``conditioning``): ``"projection"`` (the default), a projection discriminator (Miyato &
-Koyama 2018, https://arxiv.org/abs/1802.05637) whose logit gains the inner product of a learned label
-embedding with its pooled features; or ``"input"``, the label as one-hot maps stacked onto the image's
-channels (Mirza & Osindero's way), so that the first layer can learn class-specific filters. The book's
-chapter 5a (``book/05a_generation_on_demand.ipynb``) measures both on MNIST.
+Class conditioning (``num_classes``): the generator takes the label in one of two ways (``conditioning``):
+``"concat"`` (the default), a learned embedding of the label concatenated to ``z`` (Mirza & Osindero 2014,
+https://arxiv.org/abs/1411.1784), or ``"batchnorm"``, conditional batch normalisation (de Vries et al. 2017,
+https://arxiv.org/abs/1707.00683; the generators of SNGAN and BigGAN): every batch norm of G gets a gain
+and a bias per class (:class:`ConditionalBatchNorm2d`), so the label modulates every layer while ``z`` alone
+enters the first. With the concatenation the label is one more input next to ``z`` and G can let it
+decide everything: its digits of one class varied about a tenth as much as real ones (chapter 5a).
+
+The discriminator takes the label in one of two ways (``conditioning``): ``"projection"`` (the default), a
+projection discriminator (Miyato & Koyama 2018, https://arxiv.org/abs/1802.05637) whose logit gains the
+inner product of a learned label embedding with its pooled features; or ``"input"``, the label as one-hot
+maps stacked onto the image's channels (Mirza & Osindero's way), so that the first layer can learn
+class-specific filters. The book's chapter 5a (``book/05a_generation_on_demand.ipynb``) measures both on
+MNIST; ``ganlab.recipes.MNIST_COND`` (``python -m ganlab train cdcgan``) pairs conditional batch norm in G
+with the projection.
 """
 from __future__ import annotations
 
@@ -34,7 +42,8 @@ from torch import nn
 from ..utils import (check_bool, check_choice, check_image_channels, check_nonnegative_int,
                      check_positive_int)
 
-__all__ = ["DCGANGenerator", "DCGANDiscriminator", "ResidualBlock", "stage_plan", "dcgan_init_"]
+__all__ = ["DCGANGenerator", "DCGANDiscriminator", "ResidualBlock", "ConditionalBatchNorm2d", "stage_plan",
+           "dcgan_init_"]
 
 
 def stage_plan(img_size: int) -> tuple[int, int]:
@@ -63,24 +72,58 @@ def dcgan_init_(module: nn.Module) -> None:
             nn.init.normal_(m.parametrizations.weight.original if parametrized else m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:  # conditional ones have their own
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm with a gain and a bias per class (de Vries et al. 2017, https://arxiv.org/abs/1707.00683).
+
+    ``out = γ[y] ⊙ (x - μ) / sqrt(σ² + ε) + β[y]``: ``μ, σ²`` are the batch's per-channel statistics
+    (the running ones in eval mode), shared by all classes as in a plain ``BatchNorm2d`` without affine
+    parameters; ``γ[y], β[y]`` are rows ``y`` of two ``(num_classes, num_features)`` tables. ``γ`` starts at
+    1 and ``β`` at 0, so a new layer is plain batch norm and the classes part from there (as in SNGAN and
+    BigGAN, whose generators are built on it).
+    """
+
+    def __init__(self, num_features: int, num_classes: int) -> None:
+        super().__init__()
+        check_positive_int("num_features", num_features)
+        check_positive_int("num_classes", num_classes)
+        self.num_features, self.num_classes = num_features, num_classes
+        self.bn = nn.BatchNorm2d(num_features, affine=False)
+        self.gain = nn.Embedding(num_classes, num_features)   # γ, one row per class
+        self.bias = nn.Embedding(num_classes, num_features)   # β
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # (B, C, H, W) normalised, then scaled and shifted by the rows of the labels, (B, C) -> (B, C, 1, 1)
+        return self.bn(x) * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
+
+
+def _run(layers: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``layers(x)``, with the labels ``y`` given to every :class:`ConditionalBatchNorm2d` (in blocks too)."""
+    for layer in layers:
+        x = layer(x, y) if isinstance(layer, (ConditionalBatchNorm2d, ResidualBlock)) else layer(x)
+    return x
 
 
 class ResidualBlock(nn.Module):
     """``act(x + body(x))``: a shape-preserving residual block (He et al. 2016).
 
     ``body`` must map ``(B, C, H, W)`` to the same shape (here two 3 x 3 convolutions with a
-    normalisation and activation between them); ``act`` is applied after the sum.
+    normalisation and activation between them); ``act`` is applied after the sum. Labels ``y``, when
+    given, go to the conditional batch norms of ``body`` (a ``Sequential``).
     """
 
     def __init__(self, body: nn.Module, act: nn.Module) -> None:
         super().__init__()
         self.body, self.act = body, act
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(x + self.body(x))
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.act(x + (self.body(x) if y is None else _run(self.body, x, y)))
 
 
 def _extra_layers(count: int, width: int, *, residual: bool, conv, norm, act) -> list[nn.Module]:
@@ -112,13 +155,16 @@ class DCGANGenerator(nn.Module):
             MNIST), where the image's overall layout is decided. The DCGAN paper has none; the WGAN
             reference code's ``n_extra_layers`` is the same idea at the full resolution.
         residual: make each extra layer a residual block of two convolutions (:class:`ResidualBlock`).
+        conditioning: how a label enters (with ``num_classes``): ``"concat"`` (its embedding next to ``z``)
+            or ``"batchnorm"`` (conditional batch norm in every layer); see the module docstring.
     """
 
     def __init__(self, *, z_dim: int = 100, img_channels: int = 1, img_size: int = 28,
                  base_channels: int = 64, num_classes: int | None = None, extra_layers: int = 0,
-                 residual: bool = False) -> None:
+                 residual: bool = False, conditioning: str = "concat") -> None:
         super().__init__()
         check_positive_int("z_dim", z_dim)
+        check_choice("conditioning", conditioning, ("concat", "batchnorm"))
         check_nonnegative_int("extra_layers", extra_layers)
         check_bool("residual", residual)
         if num_classes is not None:
@@ -133,27 +179,32 @@ class DCGANGenerator(nn.Module):
                                base_channels=base_channels, num_classes=num_classes, extra_layers=extra_layers)
         if residual:  # only when set, so the args of checkpoints written before the option still match
             self.model_args["residual"] = True
-        # the label's embedding is as long as z and is concatenated to it
-        self.embed = nn.Embedding(num_classes, z_dim) if num_classes is not None else None
-        in_dim = 2 * z_dim if num_classes is not None else z_dim
+        if conditioning != "concat":  # likewise
+            self.model_args["conditioning"] = conditioning
+        self.conditioning = conditioning
+        cbn = num_classes is not None and conditioning == "batchnorm"
+        # "concat": the label's embedding is as long as z and is concatenated to it
+        self.embed = nn.Embedding(num_classes, z_dim) if num_classes is not None and not cbn else None
+        in_dim = 2 * z_dim if self.embed is not None else z_dim
+        norm = (lambda w: ConditionalBatchNorm2d(w, num_classes)) if cbn else nn.BatchNorm2d
 
         width = base_channels * 2 ** (n - 1)  # widest at the smallest side, halving as the side doubles
         layers: list[nn.Module] = [
             # (B, in_dim, 1, 1) -> (B, width, base, base): a transposed conv with kernel = base is a
             # fully connected projection of z onto a base x base grid
             nn.ConvTranspose2d(in_dim, width, kernel_size=base, stride=1, padding=0, bias=False),
-            nn.BatchNorm2d(width),
+            norm(width),
             nn.ReLU(inplace=True),
         ]
         # (B, width, base, base) -> same: depth where the digit's overall shape is decided
         layers += _extra_layers(extra_layers, width, residual=residual,
                                 conv=lambda w: nn.Conv2d(w, w, kernel_size=3, stride=1, padding=1, bias=False),
-                                norm=nn.BatchNorm2d, act=lambda: nn.ReLU(inplace=True))
+                                norm=norm, act=lambda: nn.ReLU(inplace=True))
         for _ in range(n - 1):
             # (B, width, s, s) -> (B, width / 2, 2s, 2s)
             layers += [
                 nn.ConvTranspose2d(width, width // 2, kernel_size=4, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(width // 2),
+                norm(width // 2),
                 nn.ReLU(inplace=True),
             ]
             width //= 2
@@ -165,11 +216,15 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape (B, {self.z_dim}), got {tuple(z.shape)}")
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(_check_labels(y, len(z), self.num_classes))], dim=1)  # (B, 2 z_dim)
-        elif y is not None:
-            raise ValueError("y: this generator is unconditional (num_classes=None); pass no labels")
-        return self.net(z[:, :, None, None])  # (B, in_dim) -> (B, in_dim, 1, 1)
+        if self.num_classes is None:
+            if y is not None:
+                raise ValueError("y: this generator is unconditional (num_classes=None); pass no labels")
+            return self.net(z[:, :, None, None])  # (B, z_dim) -> (B, z_dim, 1, 1)
+        y = _check_labels(y, len(z), self.num_classes)
+        if self.embed is None:  # conditional batch norm: the labels go to every normalisation
+            return _run(self.net, z[:, :, None, None], y)
+        z = torch.cat([z, self.embed(y)], dim=1)  # (B, 2 z_dim)
+        return self.net(z[:, :, None, None])     # (B, 2 z_dim, 1, 1)
 
 
 class DCGANDiscriminator(nn.Module):

@@ -23,7 +23,7 @@ from .batches import Batches, step_generator
 from .checkpoints import load_discriminator, load_generator
 from .classifier import ClassifierConfig, fit_classifier
 from .config import CALLBACK_EVENTS, CHECKPOINT_NAME, UNLIMITED_STEPS, TrainConfig, TrainResult
-from .gan import ema_decay, fit
+from .gan import ema_decay, fit, lr_scale
 from .levers import (PRECISIONS, SpeedLevers, autocast_context, make_optimizers, resolve_channels_last,
                      resolve_joint_d_batch, resolve_precision, speed_settings)
 from .loop import Run
@@ -38,6 +38,7 @@ __all__ = [
     "TrainConfig", "TrainResult", "fit", "d_step", "g_step", "sample", "balanced_labels", "refine_latents",
     "load_generator", "load_discriminator", "make_optimizers", "autocast_context", "resolve_precision",
     "speed_settings", "resolve_channels_last", "resolve_joint_d_batch", "SpeedLevers", "ema_decay",
+    "lr_scale",
     "PRECISIONS", "CALLBACK_EVENTS", "CHECKPOINT_NAME", "UNLIMITED_STEPS", "Run", "Batches", "step_generator",
     "optimizer_step", "frozen", "VAEConfig", "VAEResult", "fit_vae", "Pix2PixConfig", "Pix2PixResult",
     "fit_pix2pix", "translation_step", "ToyGame", "ClassifierConfig", "fit_classifier",

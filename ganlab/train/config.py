@@ -20,7 +20,7 @@ from torch import nn
 from ..augment import parse_policy
 from ..losses import get_loss
 from ..utils import (check_betas, check_bool, check_choice, check_nonnegative_int, check_positive_float,
-                     check_positive_int, check_seed)
+                     check_positive_int, check_probability, check_seed)
 from .levers import PRECISIONS, RESUMABLE_LEVERS, SpeedLevers
 
 __all__ = ["TrainConfig", "TrainResult", "UNLIMITED_STEPS", "CALLBACK_EVENTS", "CHECKPOINT_NAME",
@@ -89,6 +89,8 @@ class TrainConfig(SpeedLevers):
     batch_size: int = 64                # real images per discriminator step
     lr_g: float = 2e-4                  # Adam learning rate of G
     lr_d: float = 2e-4                  # Adam learning rate of D
+    lr_decay_start: float | None = None  # share of `steps` after which lr_g and lr_d fall linearly towards 0
+                                         # at `steps` (lr_scale); None: constant learning rates
     betas: tuple[float, float] = (0.5, 0.999)  # beta1 = 0.5 as in DCGAN: 0.9 makes the game oscillate
     loss: str = "non_saturating"        # a name from ganlab.losses.list_losses()
     n_critic: int = 1                   # D steps per G step (5 is usual for WGAN-GP)
@@ -96,6 +98,8 @@ class TrainConfig(SpeedLevers):
     r1_weight: float = 0.0              # R1 gamma (the penalty is multiplied by gamma / 2); 0 disables
     augment: str | None = None          # DiffAugment policy for every image D sees, e.g. "translation,cutout"
     ema_half_life: float | None = None  # EMA of G, half-life in images (NVlabs' rule); None disables
+    ema_rampup: float | None = None     # EMA warm-up: half-life min(ema_half_life, ema_rampup x images seen),
+                                        # NVlabs' ema_rampup (0.05 in EDM and the recipes); None: no warm-up
     device: str = "auto"                # "auto" (cuda > mps > cpu), or a torch device string
     seed: int = 0                       # seeds the noise draws, batch order and fixed noise (not the weights:
                                         # seed those with torch.manual_seed before building G and D)
@@ -110,6 +114,8 @@ class TrainConfig(SpeedLevers):
     def __post_init__(self) -> None:
         check_run_fields(self)
         check_adam_fields(self)
+        if self.lr_decay_start is not None:
+            check_probability("lr_decay_start", self.lr_decay_start)
         get_loss(self.loss)  # raises a ValueError naming `loss`
         parse_policy(self.augment)  # raises a ValueError naming `augment`
         check_positive_int("n_critic", self.n_critic)
@@ -117,6 +123,8 @@ class TrainConfig(SpeedLevers):
         check_weight("r1_weight", self.r1_weight)
         if self.ema_half_life is not None:
             check_positive_float("ema_half_life", self.ema_half_life)
+        if self.ema_rampup is not None:
+            check_positive_float("ema_rampup", self.ema_rampup)
         check_nonnegative_int("sample_every", self.sample_every)
         check_positive_int("n_samples", self.n_samples)
         check_nonnegative_int("checkpoint_every", self.checkpoint_every)
@@ -130,10 +138,14 @@ class TrainConfig(SpeedLevers):
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"config: unknown field(s) {', '.join(unknown)}")
-        return cls(**dict(d))
+        d = dict(d)
+        if "ema_half_life" in d and "ema_rampup" not in d:
+            d["ema_rampup"] = None  # a checkpoint from before the warm-up: its EMA had none, and keeps none
+        return cls(**d)
 
 
-# settings that may change between a run and its resume without changing the result
+# settings that may change between a run and its resume without changing the result (with lr_decay_start,
+# `steps` also places the decay: a resume to more steps continues on the longer run's schedule)
 RESUMABLE_CHANGES = frozenset({"steps", "device", "log_every", "sample_every", "n_samples", "checkpoint_every",
                                "max_minutes", "progress"}) | RESUMABLE_LEVERS
 

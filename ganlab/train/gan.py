@@ -18,7 +18,18 @@ non-finite weights or batch-norm statistics; a loss that turns NaN or infinite, 
 run left in ``out_dir`` are removed when the next run starts.
 
 The EMA of G follows NVlabs' half-life rule: after each step ``G_ema <- β G_ema + (1 - β) G`` with
-``β = 0.5 ** (batch_size / half_life_images)`` (Karras et al. 2018, https://arxiv.org/abs/1710.10196).
+``β = 0.5 ** (batch_size / h)`` for a half-life of ``h`` images (Karras et al. 2018,
+https://arxiv.org/abs/1710.10196), and NVlabs' warm-up (``ema_rampup`` in stylegan2-ada and EDM, Karras
+et al. 2022, https://arxiv.org/abs/2206.00364): ``h = min(ema_half_life, ema_rampup * n)``, with ``n`` the
+images G was trained on before this step. Early on, a fixed ``h`` of 10,000 images would keep most of
+the weight on the first, random iterates for hundreds of steps; with the warm-up the average spans the
+last ``ema_rampup`` share of the run until it reaches ``ema_half_life``. ``β`` is a function of the step
+alone, so a resumed run averages exactly as one that never stopped.
+
+Learning-rate decay (``lr_decay_start``, as pix2pix and CycleGAN end their training): both learning rates
+are constant for the first ``lr_decay_start`` share of ``steps`` and then fall linearly towards 0 at the
+last step (:func:`lr_scale`), damping the oscillation of the last iterates; set before each step from the
+step alone, so that a resume is exact as well.
 """
 from __future__ import annotations
 
@@ -34,8 +45,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..losses import get_loss
-from ..utils import (atomic_write, check_positive_float, check_positive_int, get_device,
-                     remove_stale_temp_files, tune_cpu_allocator)
+from ..utils import (atomic_write, check_nonnegative_int, check_positive_float, check_positive_int,
+                     get_device, remove_stale_temp_files, tune_cpu_allocator)
 from .batches import Batches, step_generator
 from .checkpoints import GANState, resume_gan, write_gan_checkpoint
 from .config import CALLBACK_EVENTS, CHECKPOINT_NAME, TrainConfig, TrainResult
@@ -46,14 +57,56 @@ from .nets import call, noise, unwrap
 from .sampling import sample
 from .steps import discriminator_update, generator_update
 
-__all__ = ["fit", "ema_decay"]
+__all__ = ["fit", "ema_decay", "lr_scale"]
 
 
-def ema_decay(batch_size: int, half_life_images: float) -> float:
-    """Per-step EMA decay with a half-life in images: ``0.5 ** (batch_size / half_life)`` (Karras et al.)."""
+def ema_decay(batch_size: int, half_life_images: float, *, rampup: float | None = None,
+              images_seen: int = 0) -> float:
+    """Per-step EMA decay with a half-life of ``h`` images: ``β = 0.5 ** (batch_size / h)`` (Karras et al.).
+
+    Without ``rampup``, ``h = half_life_images``. With it (NVlabs' warm-up), ``h = min(half_life_images,
+    rampup * images_seen)``, ``images_seen`` being the images G was trained on before this update: the
+    average then spans the last ``rampup`` share of training so far; ``β = 0`` (a copy of G) at 0 images.
+    """
     check_positive_int("batch_size", batch_size)
     check_positive_float("half_life_images", half_life_images)
-    return 0.5 ** (batch_size / half_life_images)
+    h = half_life_images
+    if rampup is not None:
+        check_positive_float("rampup", rampup)
+        check_nonnegative_int("images_seen", images_seen)
+        h = min(h, rampup * images_seen)
+    return 0.5 ** (batch_size / h) if h > 0 else 0.0
+
+
+def lr_scale(step: int, steps: int, decay_start: float | None) -> float:
+    """The factor on both learning rates for update ``step`` (0-based) of ``steps``.
+
+    1 until ``s = round(decay_start * steps)`` updates are done, then ``(steps - step) / (steps - s)``: a
+    linear fall that would reach 0 at ``steps`` (the last update still gets ``1 / (steps - s)``).
+    ``decay_start=None``: always 1.
+    """
+    check_nonnegative_int("step", step)
+    check_positive_int("steps", steps)
+    if decay_start is None:
+        return 1.0
+    start = round(decay_start * steps)
+    return 1.0 if step < start else max(0.0, (steps - step) / (steps - start))
+
+
+def _set_lr(opt_g, opt_d, config: TrainConfig, step: int) -> None:
+    scale = lr_scale(step, config.steps, config.lr_decay_start)
+    for opt, lr in ((opt_g, config.lr_g), (opt_d, config.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
+
+
+def _update_ema(G_ema: AveragedModel, G: nn.Module, config: TrainConfig, step: int) -> None:
+    """``G_ema <- β G_ema + (1 - β) G`` after step ``step + 1``, ``β`` from :func:`ema_decay` at that step
+    (``AveragedModel`` copies G at its first update, when ``β`` is 0 anyway with a warm-up)."""
+    decay = ema_decay(config.batch_size, config.ema_half_life, rampup=config.ema_rampup,
+                      images_seen=step * config.batch_size)
+    G_ema.multi_avg_fn = get_ema_multi_avg_fn(decay)
+    G_ema.update_parameters(G)
 
 
 def _check_arguments(G: Any, D: Any, config: Any, out_dir: Any, resume: Any, callbacks: Any) -> None:
@@ -154,9 +207,8 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     d_loss_fn, g_loss_fn = get_loss(config.loss)
     opt_g, opt_d = make_optimizers(G, D, config)
     G_ema = None
-    if config.ema_half_life is not None:
-        decay = ema_decay(config.batch_size, config.ema_half_life)
-        G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if config.ema_half_life is not None:  # its decay is set before each update (_update_ema)
+        G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.0), use_buffers=True)
     state = GANState(G=G, D=D, opt_g=opt_g, opt_d=opt_d, scaler_g=make_scaler(device, precision),
                      scaler_d=make_scaler(device, precision), G_ema=G_ema)
     # the compiled modules share their parameters with G and D; penalties need double backward, which
@@ -184,6 +236,8 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
              checkpoints=True, explode_at=EXPLODING_LOSS, timed=not history or "seconds" in history,
              advice="Lower the learning rates or use a bounded loss (hinge, least_squares).") as run:
         while run.running():
+            if config.lr_decay_start is not None:
+                _set_lr(opt_g, opt_d, config, run.step)
             for j in range(config.n_critic):
                 index = run.step * config.n_critic + j            # batch and noise are functions of it
                 gen = step_generator(config.seed, index)
@@ -205,7 +259,7 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
                 augment=config.augment, scaler=state.scaler_g, autocast=autocast, generator=gen,
                 skip_d_grads=config.skip_d_grads)
             if G_ema is not None:
-                G_ema.update_parameters(G)
+                _update_ema(G_ema, G, config, run.step)
             run.end_step({**d_stats, **g_stats}, finite=("d_loss", "g_loss"))
             if run.due(config.sample_every):
                 _take_samples(run, state, config, fixed_z, samples, out_dir)
