@@ -337,9 +337,10 @@ def _training_bytes(args) -> tuple[int, float]:
 
         hooks = [m.register_forward_hook(count) for net in (G, D) for m in net.modules()
                  if not list(m.children())]
-        x = G(torch.empty(1, G.z_dim))
+        y = torch.zeros(1, dtype=torch.int64) if G.num_classes is not None else None  # a conditional pair
+        x = G(torch.empty(1, G.z_dim), y)
         per_g = acts[0]
-        D(x)
+        D(x, y)
         per_d = acts[0] - per_g
         for h in hooks:
             h.remove()

@@ -65,7 +65,7 @@ MNIST = Recipe(
         d_spectral_norm=True,    # SN in D, with the hinge loss and Adam(0, 0.9), beat the batch-norm DCGAN
     ),
     config=TrainConfig(
-        steps=4_000,             # `ganlab train`'s default budget: measured in ganlab/__main__.py's docstring
+        steps=4_000,             # `ganlab train`'s default budget, in steps so that no CPU changes the result
         batch_size=32,           # not 64: more updates in the same minutes bought more progress
         lr_g=1e-3,               # not 2e-4: bought more progress in the same minutes
         lr_d=1e-3,               # not 2e-4, as for G
