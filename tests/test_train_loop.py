@@ -47,6 +47,17 @@ def test_a_run_stopped_by_its_time_budget_ends_with_a_full_bar_and_a_crash_does_
     assert crashed.bar.n == 1 and crashed.bar.total == 10
 
 
+def test_a_time_stopped_run_leaves_a_full_green_widget_in_a_notebook(monkeypatch):
+    # tqdm.notebook's widget keeps its own maximum: the one a stored notebook shows
+    notebook = pytest.importorskip("tqdm.notebook")
+    monkeypatch.setattr("ganlab.train.loop.tqdm", notebook.tqdm)
+    with Run(steps=10**6, max_minutes=1e-4, progress=True) as run:
+        while run.running():
+            run.end_step({})
+    widget = run.bar.container.children[1]
+    assert run.step > 0 and widget.value == widget.max == run.step and widget.bar_style == "success"
+
+
 def _imports(path: Path) -> list[tuple[str, list[str]]]:
     """(module named, names imported) for every import in a source file, relative ones resolved."""
     tree = ast.parse(path.read_text())

@@ -112,6 +112,9 @@ class Run:
             # the time budget is this run's end: a bar stopped short of `steps` would read as a crash
             # (red in a notebook)
             self.bar.total = self.bar.n
+            container = getattr(self.bar, "container", None)  # tqdm.notebook: the widget keeps its own max
+            if container is not None:
+                container.children[1].max = self.bar.n
             self.bar.refresh()
         self.bar.close()
 
