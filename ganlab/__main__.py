@@ -372,7 +372,7 @@ def _check_resume(checkpoint: Path, G, D, config, args, parser) -> None:
     """The checkpoint to resume: readable, the same model, builder arguments and settings as these flags."""
     from .checkpoint import CheckpointError, load_checkpoint
     from .train import TrainConfig
-    from .train.config import RESUMABLE_CHANGES
+    from .train.checkpoints import arg_differences, config_differences
 
     try:
         saved = load_checkpoint(checkpoint)
@@ -391,18 +391,15 @@ def _check_resume(checkpoint: Path, G, D, config, args, parser) -> None:
         if not isinstance(old, dict):
             parser.error(f"argument --resume: {checkpoint} has no {key!r} entry: it was not written by "
                          f"`train`")
-        for name in sorted(set(old) | set(net.model_args)):
-            if old.get(name) != net.model_args.get(name):
-                differ.setdefault(_flag(name), f"{_flag(name)}={old.get(name)!r} (not "
-                                               f"{net.model_args.get(name)!r})")
+        for name, (was, now) in arg_differences(old, net.model_args).items():
+            differ.setdefault(_flag(name), f"{_flag(name)}={was!r} (not {now!r})")
     try:
         old_config = TrainConfig.from_dict(saved.get("config") or {}).to_dict()
     except (ValueError, TypeError) as exc:
         parser.error(f"argument --resume: {checkpoint} holds no valid training config "
                      f"({one_line(exc)[:120]})")
-    for name, value in config.to_dict().items():
-        if name not in RESUMABLE_CHANGES and old_config[name] != value:
-            differ.setdefault(_flag(name), f"{_flag(name)}={old_config[name]!r} (not {value!r})")
+    for name, (was, now) in config_differences(old_config, config).items():
+        differ.setdefault(_flag(name), f"{_flag(name)}={was!r} (not {now!r})")
     if differ:
         parser.error(f"argument --resume: {checkpoint} was trained with {', '.join(differ.values())}; pass "
                      f"the same flags to resume it, or --overwrite to start again")

@@ -27,7 +27,8 @@ from ..models import GAN_REGISTRY
 from ..utils import get_device
 from .config import RESUMABLE_CHANGES, TrainConfig
 
-__all__ = ["GANState", "write_gan_checkpoint", "resume_gan", "load_generator", "load_discriminator"]
+__all__ = ["GANState", "write_gan_checkpoint", "resume_gan", "load_generator", "load_discriminator",
+           "arg_differences", "config_differences"]
 
 
 @dataclass
@@ -68,14 +69,27 @@ def _load_weights(net: nn.Module, weights: Any, name: str, path: Path) -> None:
                               f"architecture: {detail})") from None
 
 
+def arg_differences(saved_args: dict[str, Any], args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Builder arguments whose value in a checkpoint (``saved_args``) differs from ``args``:
+    ``{name: (saved, given)}``, sorted by name (an argument missing on one side counts as ``None``)."""
+    return {k: (saved_args.get(k), args.get(k)) for k in sorted(set(args) | set(saved_args))
+            if saved_args.get(k) != args.get(k)}
+
+
+def config_differences(saved: dict[str, Any], config: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """Fields of ``config`` that differ from a checkpoint's config (``saved``, a ``to_dict()``) and may not
+    change on resume (not in ``RESUMABLE_CHANGES``): ``{field: (saved, given)}``."""
+    return {k: (saved[k], v) for k, v in config.to_dict().items()
+            if k not in RESUMABLE_CHANGES and saved[k] != v}
+
+
 def _check_same_args(path: Path, saved: dict[str, Any], net: nn.Module, name: str) -> None:
     # the builder arguments of the checkpoint's networks against those of the networks given to resume
     args = getattr(net, "model_args", None)
     saved_args = saved.get(f"{name.lower()}_args")
     if not isinstance(args, dict) or not isinstance(saved_args, dict):
         return  # networks without model_args: load_state_dict decides
-    differ = [f"{k}={saved_args.get(k)!r} (not {args.get(k)!r})" for k in sorted(set(args) | set(saved_args))
-              if saved_args.get(k) != args.get(k)]
+    differ = [f"{k}={old!r} (not {new!r})" for k, (old, new) in arg_differences(saved_args, args).items()]
     if differ:
         raise CheckpointError(f"{path} was trained with a {name} of other arguments: {', '.join(differ)}; "
                               f"build the networks as the checkpoint's to resume it")
@@ -96,7 +110,7 @@ def resume_gan(path: Path, state: GANState, config: TrainConfig,
         raise
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: its config is not a valid TrainConfig ({one_line(exc)})") from None
-    differ = [k for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and saved[k] != v]
+    differ = list(config_differences(saved, config))
     if differ:
         raise CheckpointError(f"resume: the config differs from the checkpoint's in {', '.join(differ)} "
                               f"({', '.join(f'{k}={saved[k]!r}' for k in differ)} in {path})")
