@@ -64,11 +64,20 @@ def _flag(field: str) -> str:
     return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
+def _is_main_process() -> bool:
+    """Not a process other than rank 0 under torchrun (read from its environment: no torch import)."""
+    return os.environ.get("RANK", "0").strip() in ("", "0")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line (``ganlab: error: argument --n: ...``) and exit status 2."""
+    """argparse, but an error is one line (``ganlab: error: argument --n: ...``) and exit status 2.
+
+    Under torchrun every process meets the same error and exits with 2; rank 0 alone prints it.
+    """
 
     def error(self, message: str):  # noqa: D401
-        sys.stderr.write(f"ganlab: error: {one_line(message)}\n")
+        if _is_main_process():
+            sys.stderr.write(f"ganlab: error: {one_line(message)}\n")
         raise SystemExit(2)
 
 
@@ -292,6 +301,25 @@ def _draw_checked(G, D, args, parser, path: Path) -> tuple["torch.Tensor", "torc
     return images, labels
 
 
+def _join_processes(args, parser) -> "torch.device":
+    """``--device``; under torchrun (``WORLD_SIZE`` > 1) the process group joined (NCCL on CUDA, gloo on the
+    CPU) and this process's own device, with ``--batch-size`` checked to split evenly among the processes."""
+    from .train import distributed
+
+    device = _device(args, parser)
+    if not distributed.launched():
+        return device
+    try:
+        device = distributed.init(args.device)
+    except UsageError as exc:
+        parser.error(f"argument --device: {one_line(exc)}")
+    world = distributed.world_size()
+    if args.batch_size % world:
+        parser.error(f"argument --batch-size: the global batch ({args.batch_size}) must split evenly among "
+                     f"the {world} processes torchrun started: pass a multiple of {world}")
+    return device
+
+
 def _check_train_out(args, parser) -> Path:
     """``--out`` against ``--resume`` and ``--overwrite`` (never replace a run unasked); its checkpoint."""
     from .train import CHECKPOINT_NAME
@@ -437,7 +465,7 @@ def _train(args, parser) -> int:
     from .data import MNIST
     from .errors import DataError
     from .models import build_gan
-    from .train import fit, speed_settings
+    from .train import distributed, fit, speed_settings
     from .utils import seed_everything
 
     # ---- every check before anything is built, loaded or written
@@ -446,8 +474,9 @@ def _train(args, parser) -> int:
     if not math.isfinite(args.ema_rampup) or args.ema_rampup < 0:
         parser.error(f"argument --ema-rampup: must be >= 0, got {args.ema_rampup}")
     recipe = RECIPES[args.model]  # its networks and settings; the flags override the values they name
-    checkpoint = _check_train_out(args, parser)
-    device = _device(args, parser)
+    device = _join_processes(args, parser)  # under torchrun: the process group joined, this process's device
+    # rank 0 alone looks at and writes --out (another node may not see it); every process gets the verdict
+    checkpoint = distributed.from_main(lambda: _check_train_out(args, parser))
     try:
         config = recipe.train_config(
             steps=args.steps, batch_size=args.batch_size,
@@ -483,8 +512,8 @@ def _train(args, parser) -> int:
                          f"({one_line(exc)[:120]})")
         raise
     if args.resume:
-        _check_resume(checkpoint, G, D, config, args, parser)
-    _prepare_out(args, parser, params)
+        distributed.from_main(lambda: _check_resume(checkpoint, G, D, config, args, parser))
+    distributed.from_main(lambda: _prepare_out(args, parser, params))
 
     # ---- the run
     start = time.perf_counter()
@@ -499,8 +528,11 @@ def _train(args, parser) -> int:
             parser.error(f"argument --batch-size: out of memory on {device} at batches of {args.batch_size} "
                          f"({one_line(exc)[:120]}); the last checkpoint in {args.out} was kept")
         raise
-    print(f"trained {result.step} steps ({result.step * config.batch_size:,} images) in "
-          f"{time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: {result.checkpoint}")
+    if distributed.is_main():
+        processes = f"; {distributed.world_size()} processes" if distributed.active() else ""
+        print(f"trained {result.step} steps ({result.step * config.batch_size:,} images) in "
+              f"{time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: "
+              f"{result.checkpoint}{processes}")
     return 0
 
 
@@ -627,6 +659,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         parser.error(f"cannot write {exc.filename}: {exc.strerror or exc}" if exc.errno in _WRITE_ERRNOS
                      else f"{exc.filename}: {exc.strerror or exc}")
+    finally:
+        if "ganlab.train.distributed" in sys.modules:  # `train` under torchrun: leave the process group
+            sys.modules["ganlab.train.distributed"].teardown()
 
 
 # the errors of a write that the disk or its permissions refused

@@ -25,10 +25,11 @@ from ..checkpoint import (CheckpointError, check_finite_state, checkpoint_entry,
 from ..errors import one_line
 from ..models import GAN_REGISTRY
 from ..utils import get_device
+from . import distributed as dist
 from .config import RESUMABLE_CHANGES, TrainConfig
 
-__all__ = ["GANState", "write_gan_checkpoint", "resume_gan", "load_generator", "load_discriminator",
-           "arg_differences", "config_differences"]
+__all__ = ["GANState", "write_gan_checkpoint", "resume_gan", "read_on_main", "load_generator",
+           "load_discriminator", "arg_differences", "config_differences"]
 
 
 @dataclass
@@ -95,15 +96,32 @@ def _check_same_args(path: Path, saved: dict[str, Any], net: nn.Module, name: st
                               f"build the networks as the checkpoint's to resume it")
 
 
-def resume_gan(path: Path, state: GANState, config: TrainConfig,
-               device: torch.device) -> tuple[int, dict[str, list[float]]]:
+def read_on_main(path: Path, device: torch.device, *, missing_ok: bool = False) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` (``None`` when it is missing and ``missing_ok``), read by rank 0 alone and
+    handed to every process (so only rank 0's node needs the file); one process reads it onto ``device``.
+    """
+    def read() -> dict[str, Any] | None:
+        if missing_ok and not path.exists():
+            return None
+        # to the others by pickle: on the CPU, else each would get tensors on rank 0's GPU
+        return load_checkpoint(path, map_location="cpu" if dist.active() else device)
+
+    return dist.from_main(read)
+
+
+def resume_gan(path: Path, state: GANState, config: TrainConfig, device: torch.device, *,
+               missing_ok: bool = False) -> tuple[int, dict[str, list[float]]]:
     """Load the checkpoint at ``path`` into ``state``; returns its ``(step, history)``.
 
     ``config`` must match the checkpoint's except for the fields in ``RESUMABLE_CHANGES`` (budgets,
     logging, device and the speed levers that leave the result unchanged), and the networks must be built
     with the checkpoint's arguments; otherwise, or for a damaged file, a :class:`CheckpointError` names it.
+    ``missing_ok``: no file at ``path`` is a fresh start, ``(0, {})``. Under torchrun rank 0 reads the file
+    and every process loads what it read; the number of processes may differ from the run that wrote it.
     """
-    saved_state = load_checkpoint(path, map_location=device)
+    saved_state = read_on_main(path, device, missing_ok=missing_ok)
+    if saved_state is None:
+        return 0, {}
     try:
         saved = TrainConfig.from_dict(checkpoint_entry(saved_state, "config", dict, path)).to_dict()
     except CheckpointError:
