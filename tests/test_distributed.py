@@ -9,6 +9,8 @@ process computes on B, up to float rounding.
 """
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import runpy
 import signal
@@ -156,6 +158,11 @@ def _worker(tmp: Path) -> None:
     except FloatingPointError as exc:
         out["nan"] = (run.step, str(exc))
 
+    # benchmarks/gpu_check.py's data-parallel run, as its own torchrun launch runs it (see test_gpu_check.py)
+    gpu_check = _gpu_check()
+    out["gpu_check"] = gpu_check.main(gpu_check.worker_arguments(tmp / "gpu_check.json", device="cpu",
+                                                                 precision="auto", compile=False, tiny=True))
+
     # the command line, run as `python -m ganlab train ...` runs it (it leaves the process group at the end)
     sys.argv = ["ganlab", *CLI_ARGS, "--data-root", str(tmp / "data"), "--out", str(tmp / "cli")]
     try:
@@ -163,6 +170,13 @@ def _worker(tmp: Path) -> None:
     except SystemExit as exc:
         out["cli_exit"] = exc.code
     torch.save(out, tmp / f"rank{rank}.pt")
+
+
+def _gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # `ganlab train` with small networks on batches of 8: 4 images per process
@@ -238,6 +252,15 @@ def test_the_processes_stop_together_on_one_processs_time_budget_or_nan(two_proc
     _, ranks, _ = two_processes
     assert [r["time"] for r in ranks] == [(4, "time", 0.5)] * WORLD   # and the logged value is the mean
     assert [r["nan"][0] for r in ranks] == [3, 3] and "loss=nan" in ranks[0]["nan"][1]
+
+
+def test_gpu_checks_data_parallel_run_keeps_the_processes_weights_equal(two_processes):
+    tmp, ranks, _ = two_processes
+    row = json.loads((tmp / "gpu_check.json").read_text())        # written by rank 0 alone
+    assert row == ranks[0]["gpu_check"]
+    assert row["processes"] == WORLD and row["backend"] == "gloo" and row["images_per_s"] > 0
+    assert row["parameters_max_difference"] == 0.0   # DDP: the same step on every process
+    assert not row["sync_batchnorm"]                   # SyncBatchNorm is CUDA's only: per-process statistics
 
 
 def test_torchrun_trains_on_the_cpu_and_one_process_samples_and_resumes(two_processes, tmp_path, capsys):

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import Any, TypeVar
@@ -193,13 +194,11 @@ def prepare(module: nn.Module, *, compile: bool = False) -> nn.Module:
             converted = nn.SyncBatchNorm.convert_sync_batchnorm(module)
             if converted is not module:  # a bare batch-norm layer: nothing to train across processes anyway
                 raise TypeError("prepare: module must contain its batch norm, not be one")
-        for p in module.parameters():
-            # DDP compares a gradient's strides with its bucket's exactly, autograd ignores those of a size-1
-            # dimension: a channels-last weight with one channel (a grey image's conv) would get gradients
-            # of other strides, a warning and a copy per step. Its plain strides keep the same memory order
-            plain = torch.empty_like(p, memory_format=torch.contiguous_format).stride()
-            if p.is_contiguous() and p.stride() != plain:
-                p.data = p.data.clone(memory_format=torch.contiguous_format)
+        # DDP compares a gradient's strides with its bucket's exactly, autograd ignores those of a size-1
+        # dimension: a channels-last weight with one channel (the first conv of a grey-image D) gets
+        # gradients strided one way or the other (eager or compiled); DDP then copies them into its bucket
+        # (a few small tensors per step) with a warning that says itself it is not an error: silenced
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         if any(p.requires_grad for p in module.parameters()):
             run = nn.parallel.DistributedDataParallel(
                 module, device_ids=[device.index] if device.type == "cuda" else None)
