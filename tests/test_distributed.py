@@ -9,6 +9,7 @@ process computes on B, up to float rounding.
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -140,6 +141,18 @@ def _worker(tmp: Path) -> None:
     finally:
         nn.parallel.DistributedDataParallel.__init__ = ddp_init
 
+    # the other loops on the same pieces (per-process batch norm and sampling noise on the CPU, so no
+    # one-process reference): every process ends with the same weights
+    torch.manual_seed(0)
+    G, D = gl.models.build_pix2pix(base_channels=4, g_depth=1, d_n_layers=1)
+    noisy = images()[:16]
+    gl.train.fit_pix2pix(G, D, (noisy, noisy.clamp(-0.5, 0.5)),
+                         gl.train.Pix2PixConfig(steps=2, batch_size=8, device="cpu", progress=False))
+    torch.manual_seed(0)
+    vae = gl.models.VAE(z_dim=4, img_size=8, base_channels=4)
+    gl.train.fit_vae(vae, images(), gl.train.VAEConfig(steps=2, batch_size=8, device="cpu", progress=False))
+    out["other_loops"] = torch.cat([p.detach().flatten() for net in (G, D, vae) for p in net.parameters()])
+
     # the run skeleton: rank 0 alone shows a bar; a time budget or a NaN on one process stops both
     with gl.train.Run(steps=1, progress=True) as run:
         out["bar_shown"] = not run.bar.disable
@@ -229,6 +242,12 @@ def test_two_processes_train_the_weights_of_one_process_on_the_whole_batch(two_p
     assert max_difference({k: rank0["broken"][k] for k in rank1["broken"]}, rank1["broken"]) > 1e-3
 
 
+def test_fit_vae_and_fit_pix2pix_train_the_same_weights_on_every_process(two_processes):
+    _, (rank0, rank1), _ = two_processes
+    assert torch.equal(rank0["other_loops"], rank1["other_loops"])
+    assert torch.isfinite(rank0["other_loops"]).all()
+
+
 def test_a_run_resumes_from_distributed_to_one_process_and_back(two_processes):
     tmp, (rank0, _), _ = two_processes
     G, D = build()
@@ -261,6 +280,21 @@ def test_gpu_checks_data_parallel_run_keeps_the_processes_weights_equal(two_proc
     assert row["processes"] == WORLD and row["backend"] == "gloo" and row["images_per_s"] > 0
     assert row["parameters_max_difference"] == 0.0   # DDP: the same step on every process
     assert not row["sync_batchnorm"]                   # SyncBatchNorm is CUDA's only: per-process statistics
+
+
+def test_sync_batchnorm_networks_write_the_checkpoints_of_plain_ones(tiny_gan):
+    # on GPUs prepare() turns batch norms into SyncBatchNorm in place (CUDA only: checked on a GPU machine
+    # by benchmarks/gpu_check.py); what must hold on any machine: the same state-dict keys, so that the
+    # checkpoint loads into plain networks, and the same images in eval mode (sampling), where no
+    # statistics are exchanged
+    G, _ = tiny_gan(num_classes=3, g_conditioning="batchnorm")
+    plain = copy.deepcopy(G)
+    assert nn.SyncBatchNorm.convert_sync_batchnorm(G) is G
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in G.modules())
+    assert G.state_dict().keys() == plain.state_dict().keys()
+    plain.load_state_dict(G.state_dict())
+    z, y = torch.randn(6, G.z_dim), torch.arange(6) % 3
+    assert torch.equal(gl.sample(G, 6, z=z, labels=y), gl.sample(plain, 6, z=z, labels=y))
 
 
 def test_torchrun_trains_on_the_cpu_and_one_process_samples_and_resumes(two_processes, tmp_path, capsys):

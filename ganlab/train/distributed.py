@@ -33,8 +33,9 @@ statistics of the batch it sees. On CUDA, :func:`prepare` turns every batch norm
 :class:`torch.nn.SyncBatchNorm`, which takes them over the global batch (BigGAN's cross-replica batch
 norm), so G's statistics do not depend on how many GPUs share the batch (with the recipe's global batch
 of 32 on eight GPUs, each would otherwise normalise over 4 images). PyTorch's ``SyncBatchNorm`` has no
-CPU kernel: on the CPU each process normalises over its own part, and the running statistics that
-sampling and checkpoints use are rank 0's (broadcast by DDP).
+CPU kernel and no double backward (so a discriminator trained with a gradient penalty keeps plain batch
+norm, ``prepare(..., sync_batchnorm=False)``): there each process normalises over its own part, and the
+running statistics that sampling and checkpoints use are rank 0's (broadcast by DDP).
 
 Random draws. The noise of G is drawn for the whole global batch from the step's generator and each
 process keeps its rows, so z is the same as in one process. What is drawn after it (DiffAugment, the
@@ -179,10 +180,12 @@ def local_device(device: str | torch.device = "auto") -> torch.device:
     return own
 
 
-def prepare(module: nn.Module, *, compile: bool = False) -> nn.Module:
+def prepare(module: nn.Module, *, compile: bool = False, sync_batchnorm: bool = True) -> nn.Module:
     """The callable form of ``module`` that a loop trains with: wrapped in DDP when several processes
-    train (on CUDA its batch norms first become ``SyncBatchNorm``, in place), then ``torch.compile``-d
-    when ``compile``. ``module`` itself stays what the optimiser, the EMA and the checkpoint see.
+    train (on CUDA, with ``sync_batchnorm``, its batch norms first become ``SyncBatchNorm``, in place),
+    then ``torch.compile``-d when ``compile``. ``module`` itself stays what the optimiser, the EMA and the
+    checkpoint see. ``sync_batchnorm=False`` for a network that is differentiated twice (a gradient
+    penalty): ``SyncBatchNorm`` has no double backward (pytorch/pytorch#61222).
 
     ``torch.compile`` goes outside DDP, as PyTorch documents it: the compiled graph is split at DDP's
     gradient buckets, so the all-reduce still overlaps the backward pass.
@@ -190,7 +193,7 @@ def prepare(module: nn.Module, *, compile: bool = False) -> nn.Module:
     run = module
     if active():
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
-        if device.type == "cuda":
+        if device.type == "cuda" and sync_batchnorm:
             converted = nn.SyncBatchNorm.convert_sync_batchnorm(module)
             if converted is not module:  # a bare batch-norm layer: nothing to train across processes anyway
                 raise TypeError("prepare: module must contain its batch norm, not be one")

@@ -219,8 +219,11 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     state = GANState(G=G, D=D, opt_g=opt_g, opt_d=opt_d, scaler_g=make_scaler(device, precision),
                      scaler_d=make_scaler(device, precision), G_ema=G_ema)
     # what the loop calls: G and D in DDP under torchrun, compiled if asked; they share their parameters
-    # with G and D. Penalties need double backward, which compiled graphs lack, so they call the eager D
-    G_run, D_run = dist.prepare(G, compile=config.compile), dist.prepare(D, compile=config.compile)
+    # with G and D. Penalties need double backward, which compiled graphs and SyncBatchNorm lack, so they
+    # call the eager D, and a penalised D keeps per-process batch-norm statistics
+    penalised = config.gp_weight > 0 or config.r1_weight > 0
+    G_run = dist.prepare(G, compile=config.compile)
+    D_run = dist.prepare(D, compile=config.compile, sync_batchnorm=not penalised)
     conditional = getattr(G, "num_classes", None) is not None
     if conditional and batches.labels is None and batches.dataset is None:
         raise ValueError("data: G is class-conditional but the data has no labels")
