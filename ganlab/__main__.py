@@ -8,6 +8,11 @@ Examples::
     python -m ganlab evaluate runs/dcgan --n 2000
     python -m ganlab train cdcgan --data mnist --out runs/cdcgan             # digits on demand
     python -m ganlab sample runs/cdcgan --n 100 --label 7 --out sevens.npy
+    torchrun --standalone --nproc_per_node=4 -m ganlab train dcgan --batch-size 256 --out runs/ddp  # 4 GPUs
+
+Under ``torchrun`` ``train`` trains with DistributedDataParallel (``ganlab.train.distributed``):
+``--batch-size`` is the global batch, rank 0 alone checks and writes ``--out`` and prints, and the
+checkpoint is the one a single process writes (README, "Scaling out").
 
 ``train`` trains a recipe of :data:`ganlab.recipes.RECIPES` (``dcgan``: :data:`~ganlab.recipes.MNIST`;
 ``cdcgan``: :data:`~ganlab.recipes.MNIST_COND`, class-conditional) for ``--steps`` generator updates,
@@ -137,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "else the user cache)")
     t.add_argument("--download", action="store_true", help="download MNIST with torchvision if missing")
     arch, cfg = MNIST_RECIPE.model_args, MNIST_RECIPE.config  # ganlab.recipes.MNIST
-    t.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size)
+    t.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size,
+                   help="images per step; under torchrun the global batch, split among the processes")
     t.add_argument("--z-dim", type=_positive_int, default=arch["z_dim"])
     t.add_argument("--base-channels", type=_positive_int, default=arch["base_channels"])
     t.add_argument("--extra-layers", type=_layers, default=arch["extra_layers"],
