@@ -227,7 +227,8 @@ def reduce_mean(values: Sequence[torch.Tensor | float], *,
     tensors = [torch.as_tensor(v).detach().float().reshape(()) for v in values]
     if not active():
         return tensors, list(flags)
-    device = _DEVICE if _DEVICE is not None else torch.device("cpu")
+    # the group's device (NCCL reduces on the GPU); a group made without init(): the values' own
+    device = _DEVICE if _DEVICE is not None else (tensors[0].device if tensors else torch.device("cpu"))
     packed = torch.stack([t.to(device) for t in tensors] + [torch.tensor(float(f), device=device)
                                                             for f in flags]) if tensors or flags else None
     if packed is None:
