@@ -116,6 +116,9 @@ def test_fit_logs_checkpoints_and_loads_a_generator_back(tmp_path, tiny_nets, do
         assert torch.equal(loaded(x), G.eval()(x))
     with pytest.raises(ValueError, match="direction"):
         load_cyclegan_generator(tmp_path / "checkpoint.pt", "a2a")
+    loaded = gl.train.load_cyclegan(tmp_path / "checkpoint.pt")  # what `ganlab translate` needs to know
+    assert (loaded.a_channels, loaded.b_channels, loaded.img_size, loaded.step) == (1, 3, 12, 6)
+    assert loaded.config == result.config
     gl.save_checkpoint(tmp_path / "other.pt", model="dcgan")
     with pytest.raises(gl.CheckpointError, match="not a CycleGAN"):
         load_cyclegan_generator(tmp_path / "other.pt")
@@ -176,5 +179,5 @@ def test_arguments_are_checked(tiny_nets, domains, cfg):
         fit_cyclegan(tiny_nets()[:3], *domains, cfg())
     with pytest.raises(gl.UsageError, match="data_b"):
         fit_cyclegan(tiny_nets(), domains[0], domains[1] * 3, cfg())
-    with pytest.raises(ValueError, match="one size"):
+    with pytest.raises(ValueError, match="square images of one size"):
         fit_cyclegan(tiny_nets(), domains[0], torch.zeros(8, 3, 16, 16), cfg())

@@ -28,7 +28,7 @@ from .gan import ema_decay, fit, lr_scale
 from .levers import (PRECISIONS, SpeedLevers, autocast_context, make_optimizers, resolve_channels_last,
                      resolve_joint_d_batch, resolve_precision, speed_settings)
 from .loop import Run
-from .cyclegan import (CycleGANConfig, CycleGANResult, ImagePool, cyclegan_update, fit_cyclegan, load_cyclegan,
+from .cyclegan import (CycleGANCheckpoint, CycleGANConfig, CycleGANResult, ImagePool, cyclegan_update, fit_cyclegan, load_cyclegan,
                        load_cyclegan_generator)
 from .pix2pix import Pix2PixConfig, Pix2PixResult, fit_pix2pix, translation_step
 from .refine import refine_latents
@@ -44,6 +44,6 @@ __all__ = [
     "lr_scale",
     "PRECISIONS", "CALLBACK_EVENTS", "CHECKPOINT_NAME", "UNLIMITED_STEPS", "Run", "Batches", "step_generator",
     "optimizer_step", "frozen", "VAEConfig", "VAEResult", "fit_vae", "Pix2PixConfig", "Pix2PixResult",
-    "fit_pix2pix", "translation_step", "CycleGANConfig", "CycleGANResult", "ImagePool", "cyclegan_update",
+    "fit_pix2pix", "translation_step", "CycleGANCheckpoint", "CycleGANConfig", "CycleGANResult", "ImagePool", "cyclegan_update",
     "fit_cyclegan", "load_cyclegan", "load_cyclegan_generator", "ToyGame", "ClassifierConfig", "fit_classifier",
 ]

@@ -61,8 +61,8 @@ from .levers import autocast_context, make_scaler, resolve_precision
 from .loop import EXPLODING_LOSS, Run, check_callbacks
 from .steps import frozen, optimizer_step
 
-__all__ = ["CycleGANConfig", "CycleGANResult", "ImagePool", "cyclegan_update", "fit_cyclegan",
-           "load_cyclegan", "load_cyclegan_generator", "DIRECTIONS"]
+__all__ = ["CycleGANConfig", "CycleGANResult", "CycleGANCheckpoint", "ImagePool", "cyclegan_update",
+           "fit_cyclegan", "load_cyclegan", "load_cyclegan_generator", "DIRECTIONS"]
 
 DIRECTIONS = ("a2b", "b2a")
 MODEL_NAME = "cyclegan"  # the checkpoint's `model` entry
@@ -225,11 +225,12 @@ class _State:
 
 
 def _write_checkpoint(path: Path, state: _State, config: CycleGANConfig, step: int,
-                      history: dict[str, list[float]]) -> Path:
+                      history: dict[str, list[float]], images: dict[str, int]) -> Path:
     return save_checkpoint(
         path, model=MODEL_NAME, g_args=getattr(state.nets.G_AB, "model_args", None),
         d_args=getattr(state.nets.D_A, "model_args", None), **state.entries(), config=config.to_dict(),
-        step=step, history={k: v for k, v in history.items() if k != "seconds"})  # the wall-clock is not the seed's
+        images=images, step=step,
+        history={k: v for k, v in history.items() if k != "seconds"})  # the wall-clock is not the seed's
 
 
 def _saved_config(saved: dict[str, Any], path: Path) -> CycleGANConfig:
@@ -270,14 +271,13 @@ def _resume(path: Path, state: _State, config: CycleGANConfig,
     return step, {k: list(v) for k, v in history.items()}
 
 
-def _images(name: str, data: Any, channels: int) -> torch.Tensor:
-    """A domain's training images as a tensor ``(N, channels, H, W)`` in [-1, 1] (grey repeated)."""
+def _images(name: str, data: Any) -> torch.Tensor:
+    """A domain's training images, a tensor ``(N, 1 or 3, H, W)`` in [-1, 1]."""
     images = data.tensors[0] if isinstance(data, torch.utils.data.TensorDataset) else getattr(data, "images", data)
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] not in (1, 3):
         raise TypeError(f"{name} must be images (N, 1 or 3, H, W) in [-1, 1] or a dataset holding them as "
                         f"`.images`, got {type(data).__name__}")
-    check_training_images(name, images)
-    return to_channels(images, channels)
+    return check_training_images(name, images)
 
 
 def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANConfig | None = None, *,
@@ -312,10 +312,13 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
     if resume is True and out_dir is None:
         raise ValueError("resume=True needs out_dir (the folder holding checkpoint.pt)")
     check_callbacks(callbacks, ("on_step_end",))
-    images_a, images_b = _images("data_a", data_a, channels), _images("data_b", data_b, channels)
-    if images_a.shape[2:] != images_b.shape[2:]:
-        raise ValueError(f"data_a and data_b must have images of one size, got {tuple(images_a.shape[2:])} "
-                         f"and {tuple(images_b.shape[2:])}")
+    images_a, images_b = _images("data_a", data_a), _images("data_b", data_b)
+    if images_a.shape[2:] != images_b.shape[2:] or images_a.shape[2] != images_a.shape[3]:
+        raise ValueError(f"data_a and data_b must have square images of one size, got "
+                         f"{tuple(images_a.shape[2:])} and {tuple(images_b.shape[2:])}")
+    # what each domain's images were, for translating new ones (`python -m ganlab translate`)
+    images = {"a_channels": images_a.shape[1], "b_channels": images_b.shape[1], "size": images_a.shape[2]}
+    images_a, images_b = to_channels(images_a, channels), to_channels(images_b, channels)  # grey repeated
 
     # ---- setup
     device = get_device(config.device)
@@ -346,7 +349,7 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
                if not all(bool(torch.isfinite(p).all()) for p in net.parameters())]
         if bad:
             raise run.diverged(f"{' and '.join(bad)} has non-finite weights")
-        run.saved(_write_checkpoint(out_dir / CHECKPOINT_NAME, state, config, run.step, run.history))
+        run.saved(_write_checkpoint(out_dir / CHECKPOINT_NAME, state, config, run.step, run.history, images))
 
     # ---- loop
     with Run(steps=config.steps, step=step, history=history, log_every=config.log_every,
@@ -378,26 +381,49 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
                           seconds=run.seconds, checkpoint=run.checkpoint)
 
 
-def load_cyclegan(checkpoint: str | Path, *, device: str | torch.device = "cpu") -> tuple[CycleGANNets,
-                                                                                         CycleGANConfig]:
-    """The four networks (in eval mode) and the config of a checkpoint written by :func:`fit_cyclegan`."""
+@dataclass
+class CycleGANCheckpoint:
+    """What :func:`load_cyclegan` reads back from a checkpoint written by :func:`fit_cyclegan`."""
+
+    nets: CycleGANNets                  # the four networks, in eval mode
+    config: CycleGANConfig
+    step: int                           # steps the run had done
+    a_channels: int                     # channels of domain A's training images (1: a grey domain)
+    b_channels: int                     # channels of domain B's
+    img_size: int                       # the side of the training images
+
+    def generator(self, direction: str) -> nn.Module:
+        """G_AB for ``"a2b"``, G_BA for ``"b2a"``."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}; got {direction!r}")
+        return self.nets.G_AB if direction == "a2b" else self.nets.G_BA
+
+
+def load_cyclegan(checkpoint: str | Path, *, device: str | torch.device = "cpu") -> CycleGANCheckpoint:
+    """The networks (in eval mode), config and image shapes of a checkpoint written by :func:`fit_cyclegan`.
+
+    A damaged or foreign file, or one whose weights are not finite, raises :class:`CheckpointError`.
+    """
     device = get_device(device)
     path = Path(checkpoint)
     saved = load_checkpoint(path, map_location="cpu")
     config = _saved_config(saved, path)
     g_args, d_args = checkpoint_entry(saved, "g_args", dict, path), checkpoint_entry(saved, "d_args", dict, path)
+    images = checkpoint_entry(saved, "images", dict, path)
     try:
         nets = build_cyclegan(channels=g_args["channels"], g_base_channels=g_args["base_channels"],
                               g_n_downsampling=g_args["n_downsampling"], g_n_blocks=g_args["n_blocks"],
                               d_base_channels=d_args["base_channels"], d_n_layers=d_args["n_layers"])
+        shapes = [int(images[k]) for k in ("a_channels", "b_channels", "size")]
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: its g_args / d_args do not build CycleGAN's networks "
+        raise CheckpointError(f"{path}: its g_args, d_args or images do not describe CycleGAN's networks "
                               f"({one_line(exc)})") from None
     for key, net in nets._asdict().items():
         weights = checkpoint_entry(saved, key, dict, path)
         _load_weights(net, weights, key, path)
         check_finite_state(key, weights, path)
-    return CycleGANNets(*(net.to(device).eval() for net in nets)), config
+    nets = CycleGANNets(*(net.to(device).eval() for net in nets))
+    return CycleGANCheckpoint(nets, config, checkpoint_entry(saved, "step", int, path), *shapes)
 
 
 def load_cyclegan_generator(checkpoint: str | Path, direction: str = "a2b", *,
@@ -405,5 +431,4 @@ def load_cyclegan_generator(checkpoint: str | Path, direction: str = "a2b", *,
     """The generator of ``direction`` (``"a2b"``: G_AB, ``"b2a"``: G_BA) of a CycleGAN checkpoint, in eval mode."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}; got {direction!r}")
-    nets, _ = load_cyclegan(checkpoint, device=device)
-    return nets.G_AB if direction == "a2b" else nets.G_BA
+    return load_cyclegan(checkpoint, device=device).generator(direction)
