@@ -10,6 +10,11 @@ Examples::
     python -m ganlab sample runs/cdcgan --n 100 --label 7 --out sevens.npy
     python -m ganlab train cyclegan --data mnist:mnistm --out runs/cycle      # unpaired MNIST <-> MNIST-M
     python -m ganlab translate runs/cycle --direction b2a --in mnistm.npy --out digits.npy
+    torchrun --standalone --nproc_per_node=4 -m ganlab train dcgan --batch-size 256 --out runs/ddp  # 4 GPUs
+
+Under ``torchrun`` ``train`` trains with DistributedDataParallel (``ganlab.train.distributed``):
+``--batch-size`` is the global batch, rank 0 alone checks and writes ``--out`` and prints, and the
+checkpoint is the one a single process writes (README, "Scaling out").
 
 ``train`` trains a recipe of :data:`ganlab.recipes.RECIPES` (``dcgan``: :data:`~ganlab.recipes.MNIST`;
 ``cdcgan``: :data:`~ganlab.recipes.MNIST_COND`, class-conditional) for ``--steps`` generator updates,
@@ -19,9 +24,10 @@ optional wall-clock cap that stops it earlier. It leaves ``checkpoint.pt`` and s
 ``sample`` writes an ``(N, H, W)`` float32 array in [0, 1] (``(N, C, H, W)`` for colour), using the EMA
 weights when the checkpoint has them; MNIST images are 28 x 28. For a class-conditional run it draws every
 class equally often, or only class ``--label K``, and writes the labels, int64 ``(N,)``, beside the images
-(``OUT.labels.npy`` for ``OUT.npy``). Before decoding, each noise vector takes ``--refine-steps`` small
-gradient steps towards a higher logit of the checkpoint's discriminator under the Gaussian prior
-(:func:`ganlab.train.refine_latents`); ``--refine-steps 0`` gives plain ``G(z)``. ``evaluate`` draws the
+(``OUT.labels.npy`` for ``OUT.npy``). It writes plain ``G(z)`` by default; with ``--refine-steps K`` each
+noise vector first takes K small gradient steps towards a higher logit of the checkpoint's discriminator
+under the Gaussian prior (:func:`ganlab.train.refine_latents`; ``--refine-steps 10`` is the setting
+chapter 4 measures, which buys a larger confident share at a worse Fréchet distance). ``evaluate`` draws the
 same images ``sample`` would (same flags, same seed) and scores them against the held-out MNIST digits on
 the domain classifier's features (:func:`ganlab.metrics.evaluate_run_samples`): Fréchet distance, KID,
 precision, recall, confident share and label entropy, with the same scores of as many real training
@@ -60,8 +66,8 @@ from .errors import UsageError, one_line
 from .recipes import MNIST as MNIST_RECIPE
 from .recipes import MNIST_MNISTM, RECIPES, SAMPLE_REFINE, TRANSLATION_RECIPES
 
-# the defaults of `train` and `sample` are ganlab.recipes.MNIST and ganlab.recipes.SAMPLE_REFINE (measured
-# there); every value can be overridden by a flag.
+# the defaults of `train` are ganlab.recipes.MNIST (measured there); `sample` writes plain G(z) unless given
+# --refine-steps, whose step size defaults to ganlab.recipes.SAMPLE_REFINE's. Every value has a flag.
 
 
 # config fields and builder arguments whose flag is not simply --field-name
@@ -75,13 +81,22 @@ def _flag(field: str) -> str:
     return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
+def _is_main_process() -> bool:
+    """Not a process other than rank 0 under torchrun (read from its environment: no torch import)."""
+    return os.environ.get("RANK", "0").strip() in ("", "0")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line (``ganlab: error: argument --n: ...``) and exit status 2; the
     defaults of ``train`` that depend on the model (``--data``, ``--steps``, ``--batch-size``, ``--lr-g``,
-    ``--lr-d``) are its recipe's, filled in after parsing."""
+    ``--lr-d``) are its recipe's, filled in after parsing.
+
+    Under torchrun every process meets the same error and exits with 2; rank 0 alone prints it.
+    """
 
     def error(self, message: str):  # noqa: D401
-        sys.stderr.write(f"ganlab: error: {one_line(message)}\n")
+        if _is_main_process():
+            sys.stderr.write(f"ganlab: error: {one_line(message)}\n")
         raise SystemExit(2)
 
     def parse_args(self, args=None, namespace=None):
@@ -158,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     arch, cfg = MNIST_RECIPE.model_args, MNIST_RECIPE.config  # ganlab.recipes.MNIST
     t.add_argument("--batch-size", type=_positive_int, default=None,
                    help=f"images per step (default: {cfg.batch_size}; cyclegan: {MNIST_MNISTM.config.batch_size} "
-                        f"of each domain)")
+                        f"of each domain); under torchrun the global batch, split among the processes")
     t.add_argument("--z-dim", type=_positive_int, default=arch["z_dim"])
     t.add_argument("--base-channels", type=_positive_int, default=arch["base_channels"])
     t.add_argument("--extra-layers", type=_layers, default=arch["extra_layers"],
@@ -209,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class-conditional runs (cdcgan): draw only this class, 0..num_classes-1 (default: "
                         "every class equally often); the labels go to OUT.labels.npy")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA weights exist")
-    s.add_argument("--refine-steps", type=_nonnegative_int, default=SAMPLE_REFINE["steps"],
-                   help="gradient steps on each z towards a higher D logit (0: plain G(z))")
+    s.add_argument("--refine-steps", type=_nonnegative_int, default=0,
+                   help="gradient steps on each z towards a higher D logit (default 0: plain G(z); "
+                        f"{SAMPLE_REFINE['steps']} is the setting chapter 4 measures)")
     s.add_argument("--refine-step-size", type=_refine_step, default=SAMPLE_REFINE["step_size"],
                    help="size of each refinement step, in (0, 2)")
     s.add_argument("--device", default="cpu")
@@ -220,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n", type=_positive_int, required=True, help="number of images to draw and score")
     e.add_argument("--seed", type=_seed, default=0, help="noise seed (and KID's subset seed)")
     e.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA weights exist")
-    e.add_argument("--refine-steps", type=_nonnegative_int, default=SAMPLE_REFINE["steps"],
+    e.add_argument("--refine-steps", type=_nonnegative_int, default=0,
                    help="as for `sample` (0: plain G(z))")
     e.add_argument("--refine-step-size", type=_refine_step, default=SAMPLE_REFINE["step_size"],
                    help="as for `sample`")
@@ -331,6 +347,25 @@ def _draw_checked(G, D, args, parser, path: Path) -> tuple["torch.Tensor", "torc
         parser.error(f"argument run_dir: the generator in {path} made NaN or infinite pixels; its weights "
                      f"are damaged or diverged")
     return images, labels
+
+
+def _join_processes(args, parser) -> "torch.device":
+    """``--device``; under torchrun (``WORLD_SIZE`` > 1) the process group joined (NCCL on CUDA, gloo on the
+    CPU) and this process's own device, with ``--batch-size`` checked to split evenly among the processes."""
+    from .train import distributed
+
+    device = _device(args, parser)
+    if not distributed.launched():
+        return device
+    try:
+        device = distributed.init(args.device)
+    except UsageError as exc:
+        parser.error(f"argument --device: {one_line(exc)}")
+    world = distributed.world_size()
+    if args.batch_size % world:
+        parser.error(f"argument --batch-size: the global batch ({args.batch_size}) must split evenly among "
+                     f"the {world} processes torchrun started: pass a multiple of {world}")
+    return device
 
 
 def _check_train_out(args, parser) -> Path:
@@ -480,7 +515,7 @@ def _train(args, parser) -> int:
 
     from .data import MNIST
     from .models import build_gan
-    from .train import TrainConfig, fit, speed_settings
+    from .train import TrainConfig, distributed, fit, speed_settings
     from .utils import seed_everything
 
     if args.model in TRANSLATION_RECIPES:
@@ -493,8 +528,9 @@ def _train(args, parser) -> int:
     if not math.isfinite(args.ema_rampup) or args.ema_rampup < 0:
         parser.error(f"argument --ema-rampup: must be >= 0, got {args.ema_rampup}")
     recipe = RECIPES[args.model]  # its networks and settings; the flags override the values they name
-    checkpoint = _check_train_out(args, parser)
-    device = _device(args, parser)
+    device = _join_processes(args, parser)  # under torchrun: the process group joined, this process's device
+    # rank 0 alone looks at and writes --out (another node may not see it); every process gets the verdict
+    checkpoint = distributed.from_main(lambda: _check_train_out(args, parser))
     try:
         config = recipe.train_config(
             steps=args.steps, batch_size=args.batch_size,
@@ -526,15 +562,18 @@ def _train(args, parser) -> int:
                          f"({one_line(exc)[:120]})")
         raise
     if args.resume:
-        _check_resume(checkpoint, {"g_args": G, "d_args": D}, config, args, parser, model=recipe.model,
-                      config_cls=TrainConfig)
-    _prepare_out(args, parser, params)
+        distributed.from_main(lambda: _check_resume(checkpoint, {"g_args": G, "d_args": D}, config, args,
+                                                    parser, model=recipe.model, config_cls=TrainConfig))
+    distributed.from_main(lambda: _prepare_out(args, parser, params))
     return _run_training(lambda: fit(G, D, data, config, out_dir=args.out, resume=args.resume), args, parser,
                          device)
 
 
 def _run_training(train, args, parser, device) -> int:
-    """Call ``train()`` (a fit that writes into ``--out``), report it, and turn its failures into one line."""
+    """Call ``train()`` (a fit that writes into ``--out``), report it (rank 0 under torchrun), and turn its
+    failures into one line."""
+    from .train import distributed
+
     start = time.perf_counter()
     try:
         result = train()
@@ -547,8 +586,11 @@ def _run_training(train, args, parser, device) -> int:
             parser.error(f"argument --batch-size: out of memory on {device} at batches of {args.batch_size} "
                          f"({one_line(exc)[:120]}); the last checkpoint in {args.out} was kept")
         raise
-    print(f"trained {result.step} steps ({result.step * result.config.batch_size:,} images) in "
-          f"{time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: {result.checkpoint}")
+    if distributed.is_main():
+        processes = f"; {distributed.world_size()} processes" if distributed.active() else ""
+        print(f"trained {result.step} steps ({result.step * result.config.batch_size:,} images) in "
+              f"{time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: "
+              f"{result.checkpoint}{processes}")
     return 0
 
 
@@ -576,7 +618,7 @@ def _train_cyclegan(args, parser) -> int:
     import torch  # noqa: F401
 
     from .data import MNIST, MNISTM
-    from .train import CycleGANConfig, autocast_context, fit_cyclegan, resolve_precision
+    from .train import CycleGANConfig, autocast_context, distributed, fit_cyclegan, resolve_precision
 
     # ---- every check before anything is built, loaded or written
     if args.data != "mnist:mnistm":
@@ -588,8 +630,9 @@ def _train_cyclegan(args, parser) -> int:
             parser.error(f"argument {_flag(dest)}: a setting of the GAN recipes (dcgan, cdcgan); {args.model} "
                          f"trains ganlab.recipes.MNIST_MNISTM's networks (change them through the Python API)")
     recipe = TRANSLATION_RECIPES[args.model]
-    checkpoint = _check_train_out(args, parser)
-    device = _device(args, parser)
+    device = _join_processes(args, parser)  # under torchrun: the process group joined, this process's device
+    # rank 0 alone looks at and writes --out (another node may not see it); every process gets the verdict
+    checkpoint = distributed.from_main(lambda: _check_train_out(args, parser))
     try:
         config = recipe.train_config(
             steps=args.steps, batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, seed=args.seed,
@@ -607,9 +650,10 @@ def _train_cyclegan(args, parser) -> int:
                      f"training digits), got {args.batch_size:,}")
     nets = recipe.build(seed=args.seed)
     if args.resume:
-        _check_resume(checkpoint, {"g_args": nets.G_AB, "d_args": nets.D_A}, config, args, parser,
-                      model="cyclegan", config_cls=CycleGANConfig)
-    _prepare_out(args, parser, sum(p.numel() for net in nets for p in net.parameters()))
+        distributed.from_main(lambda: _check_resume(checkpoint, {"g_args": nets.G_AB, "d_args": nets.D_A}, config,
+                                                    args, parser, model="cyclegan", config_cls=CycleGANConfig))
+    params = sum(p.numel() for net in nets for p in net.parameters())
+    distributed.from_main(lambda: _prepare_out(args, parser, params))
     return _run_training(lambda: fit_cyclegan(nets, domain_a, domain_b, config, out_dir=args.out,
                                               resume=args.resume), args, parser, device)
 
@@ -814,6 +858,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         parser.error(f"cannot write {exc.filename}: {exc.strerror or exc}" if exc.errno in _WRITE_ERRNOS
                      else f"{exc.filename}: {exc.strerror or exc}")
+    finally:
+        if "ganlab.train.distributed" in sys.modules:  # `train` under torchrun: leave the process group
+            sys.modules["ganlab.train.distributed"].teardown()
 
 
 # the errors of a write that the disk or its permissions refused

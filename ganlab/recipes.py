@@ -9,8 +9,8 @@ train it in a notebook::
     config = gl.recipes.MNIST.train_config(steps=1_200, seed=0)   # the recipe, with a budget
     result = gl.fit(G, D, gl.data.MNIST(train=True), config)
 
-:data:`SAMPLE_REFINE` holds the latent refinement that ``ganlab sample`` applies by default
-(:func:`ganlab.train.refine_latents`).
+:data:`SAMPLE_REFINE` holds the latent refinement that ``ganlab sample --refine-steps 10`` applies
+(:func:`ganlab.train.refine_latents`); ``sample`` writes plain ``G(z)`` unless asked.
 
 How :data:`MNIST` was chosen: by sample quality after 3 minutes on 2 CPU cores, scored by an independent
 classifier (``benchmarks/quality.py``). The plain two-stage networks plateaued near two thirds of
@@ -95,11 +95,12 @@ MNIST_COND = Recipe(
 # the recipes `python -m ganlab train NAME` trains, by name
 RECIPES = {"dcgan": MNIST, "cdcgan": MNIST_COND}
 
-# `ganlab sample` refines each z by 10 steps of 0.02 on the energy |z|^2 / 2 - D(G(z)) (refine_latents),
-# chosen on six 3-minute runs of MNIST (seeds 0, 0, 0, 1, 2, 0): the independent classifier's confident
-# share went from 85.8-86.8% (plain G(z)) to 88.5-91.8%, its Fréchet distance from 2.2-2.6x to 2.8-4.6x the
-# real-halves floor. Langevin noise (DDLS proper) lost the gain; larger steps, or refining only the samples
-# D scores lowest, bought a point or two more at a larger cost in variety.
+# `ganlab sample --refine-steps 10` refines each z by 10 steps of 0.02 on the energy |z|^2 / 2 - D(G(z))
+# (refine_latents), chosen on six 3-minute runs of MNIST (seeds 0, 0, 0, 1, 2, 0): the independent
+# classifier's confident share went from 85.8-86.8% (plain G(z)) to 88.5-91.8%, its Fréchet distance from
+# 2.2-2.6x to 2.8-4.6x the real-halves floor, 27-77% worse. Because the Fréchet distance got worse by more
+# than a quarter, `sample` writes plain G(z) unless asked. Langevin noise (DDLS proper) lost the gain; larger
+# steps, or refining only the samples D scores lowest, bought a point or two more at a larger cost in variety.
 SAMPLE_REFINE = dict(
     steps=10,                    # gradient steps per z (each a forward and backward pass of G and D)
     step_size=0.02,              # small: the prior term keeps z where G was trained

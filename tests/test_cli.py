@@ -28,15 +28,15 @@ def test_train_then_sample(tmp_path, capsys):
     assert array.min() >= 0 and array.max() <= 1
     assert main(["sample", str(out), "--n", "12", "--out", str(npy), "--seed", "0"]) == 0
     assert np.array_equal(np.load(npy), array)  # seeded
-    # --refine-steps 0 is plain G(z) on the same noise; the default refinement moves every z a little
+    # the default is plain G(z); --refine-steps 10 moves every z a little on the same noise
     from ganlab.train import load_generator, sample
 
-    plain = tmp_path / "plain.npy"
-    assert main(["sample", str(out), "--n", "12", "--out", str(plain), "--refine-steps", "0"]) == 0
     expected = ((sample(load_generator(out / "checkpoint.pt"), 12, seed=0) + 1) / 2).clamp(0, 1)[:, 0].numpy()
-    np.testing.assert_array_equal(np.load(plain), expected)
-    assert not np.array_equal(np.load(plain), array)
-    assert np.abs(np.load(plain) - array).mean() < 0.1  # small steps: the same digits, touched up
+    np.testing.assert_array_equal(array, expected)
+    refined = tmp_path / "refined.npy"
+    assert main(["sample", str(out), "--n", "12", "--out", str(refined), "--refine-steps", "10"]) == 0
+    assert not np.array_equal(np.load(refined), array)
+    assert np.abs(np.load(refined) - array).mean() < 0.1  # small steps: the same digits, touched up
 
 
 @pytest.mark.skipif(not HAVE_MNIST, reason="no MNIST files under GANLAB_DATA")
@@ -188,7 +188,7 @@ def test_sample_label_writes_that_digit_and_balanced_labels_without_it(cdcgan_ru
         assert np.array_equal(np.load(tmp_path / f"d{k}.labels.npy"), np.full(6, k))
     assert not np.array_equal(np.load(tmp_path / "d0.npy"), np.load(tmp_path / "d7.npy"))
     npy = tmp_path / "all.npy"
-    assert main(["sample", str(cdcgan_run), "--n", "12", "--out", str(npy)]) == 0  # refined, by default
+    assert main(["sample", str(cdcgan_run), "--n", "12", "--out", str(npy), "--refine-steps", "2"]) == 0
     labels = np.load(tmp_path / "all.labels.npy")
     assert labels.dtype == np.int64 and labels.shape == (12,)
     assert np.array_equal(labels, np.arange(12) % 10) and np.load(npy).shape == (12, 28, 28)

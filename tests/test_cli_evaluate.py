@@ -73,9 +73,9 @@ def test_evaluate_prints_the_six_figures_of_what_sample_draws(tmp_path, quick_cl
     fd, kid, _, precision, recall, confident, _ = rows["real train digits"]
     assert fd < rows["samples"][0] and kid < rows["samples"][1]
     assert precision >= rows["samples"][3] and recall >= rows["samples"][4]
-    # the default refines each z first (as `sample` does); a run trained on padded 32 x 32 digits works too
+    # refining each z first (as `sample --refine-steps 2` does); a run on padded 32 x 32 digits works too
     assert main(["evaluate", str(save_run(tmp_path / "run32", img_channels=1, img_size=32)), "--n", "8",
-                 "--seed", "3"]) == 0
+                 "--seed", "3", "--refine-steps", "2"]) == 0
     assert set(parse(capsys.readouterr().out)) == {"samples", "real train digits"}
 
 

@@ -122,6 +122,8 @@ def test_fit_logs_checkpoints_and_loads_a_generator_back(tmp_path, tiny_nets, do
     gl.save_checkpoint(tmp_path / "other.pt", model="dcgan")
     with pytest.raises(gl.CheckpointError, match="not a CycleGAN"):
         load_cyclegan_generator(tmp_path / "other.pt")
+    # without replay buffers the discriminators see the latest translations, detached from the generators
+    assert fit_cyclegan(tiny_nets(), *domains, cfg(steps=2, pool_size=0)).step == 2
 
 
 def test_resume_gives_the_same_networks_and_buffers_as_an_uninterrupted_run(tmp_path, tiny_nets, domains, cfg):

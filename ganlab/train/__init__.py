@@ -10,6 +10,7 @@ Taught in ``book/04_implementation.ipynb`` (GAN training is a two-player minimax
 ``config.py``       :class:`TrainConfig` and :class:`TrainResult`
 ``levers.py``       the speed levers (:class:`SpeedLevers`, :func:`speed_settings`), in one group
 ``batches.py``      the data order: batches and noise as functions of ``(seed, step)``
+``distributed.py``  DistributedDataParallel under ``torchrun``: the process group, DDP wrapping, rank 0
 ``sampling.py``     :func:`sample`, :func:`balanced_labels`
 ``refine.py``       :func:`refine_latents` (discriminator-driven latent refinement)
 ``checkpoints.py``  the run's checkpoint; :func:`load_generator`, :func:`load_discriminator`
@@ -20,6 +21,7 @@ Taught in ``book/04_implementation.ipynb`` (GAN training is a two-player minimax
 ``classifier.py``   :func:`fit_classifier`, the metrics' digit classifier
 ==================  ===========================================================================
 """
+from . import distributed
 from .batches import Batches, step_generator
 from .checkpoints import load_discriminator, load_generator
 from .classifier import ClassifierConfig, fit_classifier
@@ -28,8 +30,8 @@ from .gan import ema_decay, fit, lr_scale
 from .levers import (PRECISIONS, SpeedLevers, autocast_context, make_optimizers, resolve_channels_last,
                      resolve_joint_d_batch, resolve_precision, speed_settings)
 from .loop import Run
-from .cyclegan import (CycleGANCheckpoint, CycleGANConfig, CycleGANResult, ImagePool, cyclegan_update, fit_cyclegan, load_cyclegan,
-                       load_cyclegan_generator)
+from .cyclegan import (CycleGANCheckpoint, CycleGANConfig, CycleGANResult, ImagePool, cyclegan_update,
+                       fit_cyclegan, load_cyclegan, load_cyclegan_generator)
 from .pix2pix import Pix2PixConfig, Pix2PixResult, fit_pix2pix, translation_step
 from .refine import refine_latents
 from .sampling import balanced_labels, sample
@@ -44,6 +46,7 @@ __all__ = [
     "lr_scale",
     "PRECISIONS", "CALLBACK_EVENTS", "CHECKPOINT_NAME", "UNLIMITED_STEPS", "Run", "Batches", "step_generator",
     "optimizer_step", "frozen", "VAEConfig", "VAEResult", "fit_vae", "Pix2PixConfig", "Pix2PixResult",
-    "fit_pix2pix", "translation_step", "CycleGANCheckpoint", "CycleGANConfig", "CycleGANResult", "ImagePool", "cyclegan_update",
-    "fit_cyclegan", "load_cyclegan", "load_cyclegan_generator", "ToyGame", "ClassifierConfig", "fit_classifier",
+    "fit_pix2pix", "translation_step", "CycleGANCheckpoint", "CycleGANConfig", "CycleGANResult", "ImagePool",
+    "cyclegan_update", "fit_cyclegan", "load_cyclegan", "load_cyclegan_generator", "ToyGame", "ClassifierConfig",
+    "fit_classifier", "distributed",
 ]

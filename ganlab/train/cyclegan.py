@@ -33,6 +33,12 @@ run skeleton (:mod:`.loop`), with checkpoints and exact resume as ``ganlab.fit``
 domain and the buffer's draws are functions of ``(seed, step)``, and a checkpoint holds the four
 networks, both optimisers, both buffers, the config, the step and the history, so a run stopped and
 resumed ends with the same weights as one that never stopped (on the CPU).
+
+Under ``torchrun`` (several processes, :mod:`.distributed`) :func:`fit_cyclegan` trains with
+DistributedDataParallel: each process takes its slice of every global batch of both domains, the four
+networks are DDP modules whose gradients are averaged in ``backward`` (the discriminators' never in the
+generators' step, where they are frozen), each process keeps its own replay buffers, and rank 0 alone
+writes the checkpoint (its buffers with it).
 """
 from __future__ import annotations
 
@@ -54,7 +60,8 @@ from ..losses import d_least_squares, g_least_squares
 from ..models import CycleGANNets, build_cyclegan
 from ..utils import check_nonnegative_int, check_probability, get_device, remove_stale_temp_files
 from .batches import Batches, check_training_images, step_generator
-from .checkpoints import _check_same_args, _load_weights, config_differences
+from . import distributed as dist
+from .checkpoints import check_same_args, config_differences, load_weights, read_on_main
 from .config import CHECKPOINT_NAME, check_adam_fields, check_run_fields, check_weight, config_to_dict
 from .gan import lr_scale
 from .levers import autocast_context, make_scaler, resolve_precision
@@ -148,7 +155,7 @@ class ImagePool:
     def query(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The batch for the discriminator: ``images`` ``(B, C, H, W)``, some swapped for stored ones."""
         if self.size == 0:
-            return images
+            return images.detach()  # the discriminators' step never reaches back into the generators
         out = []
         for image in images.detach():
             if len(self.images) < self.size:
@@ -242,17 +249,20 @@ def _saved_config(saved: dict[str, Any], path: Path) -> CycleGANConfig:
         raise CheckpointError(f"{path}: its config is not a valid CycleGANConfig ({one_line(exc)})") from None
 
 
-def _resume(path: Path, state: _State, config: CycleGANConfig,
-            device: torch.device) -> tuple[int, dict[str, list[float]]]:
+def _resume(path: Path, state: _State, config: CycleGANConfig, device: torch.device, *,
+            missing_ok: bool = False) -> tuple[int, dict[str, list[float]]]:
     """Load the checkpoint at ``path`` into ``state``; its ``(step, history)``. As ``resume_gan``: the
-    config must match but for budgets, logging and device, the networks must be built alike."""
-    saved = load_checkpoint(path, map_location=device)
+    config must match but for budgets, logging and device, the networks must be built alike; ``missing_ok``:
+    no file is a fresh start; under torchrun rank 0 reads the file and every process loads what it read."""
+    saved = read_on_main(path, device, missing_ok=missing_ok)
+    if saved is None:
+        return 0, {}
     differ = config_differences(_saved_config(saved, path).to_dict(), config)
     if differ:
         raise CheckpointError(f"resume: the config differs from the checkpoint's in {', '.join(differ)} "
                               f"({', '.join(f'{k}={old!r}' for k, (old, _) in differ.items())} in {path})")
-    _check_same_args(path, saved, state.nets.G_AB, "G")
-    _check_same_args(path, saved, state.nets.D_A, "D")
+    check_same_args(path, saved, state.nets.G_AB, "G")
+    check_same_args(path, saved, state.nets.D_A, "D")
     for key, obj in state.entries().items():
         entry = checkpoint_entry(saved, key, dict, path)
         if isinstance(obj, ImagePool):
@@ -261,7 +271,7 @@ def _resume(path: Path, state: _State, config: CycleGANConfig,
             except ValueError as exc:
                 raise CheckpointError(f"{path}: {key}: {exc}") from None
         else:
-            _load_weights(obj, entry, key, path)
+            load_weights(obj, entry, key, path)
         if isinstance(obj, nn.Module):
             check_finite_state(key, entry, path)
     step = checkpoint_entry(saved, "step", int, path)
@@ -321,28 +331,29 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
     images_a, images_b = to_channels(images_a, channels), to_channels(images_b, channels)  # grey repeated
 
     # ---- setup
-    device = get_device(config.device)
+    device = dist.local_device(config.device)   # under torchrun: this process's own device
     precision = resolve_precision(device, config.precision)
     autocast = autocast_context(device, precision)
     for net in nets:
         net.to(device).train()
+    nets_run = CycleGANNets(*(dist.prepare(net) for net in nets))  # in DDP under torchrun
     g_params = itertools.chain(nets.G_AB.parameters(), nets.G_BA.parameters())
     d_params = itertools.chain(nets.D_A.parameters(), nets.D_B.parameters())
     state = _State(nets=nets, opt_g=torch.optim.Adam(g_params, lr=config.lr_g, betas=config.betas),
                    opt_d=torch.optim.Adam(d_params, lr=config.lr_d, betas=config.betas),
                    scaler_g=make_scaler(device, precision), scaler_d=make_scaler(device, precision),
                    pool_a=ImagePool(config.pool_size), pool_b=ImagePool(config.pool_size))
-    batches_a = Batches(images_a, config.batch_size, 2 * config.seed)
-    batches_b = Batches(images_b, config.batch_size, 2 * config.seed + 1)
+    # under torchrun each process takes its slice of every global batch
+    batches_a = Batches(images_a, config.batch_size, 2 * config.seed, distributed=True)
+    batches_b = Batches(images_b, config.batch_size, 2 * config.seed + 1, distributed=True)
 
     # ---- resume (after clearing the temporary files of a run killed mid-write)
     step, history = 0, {}
-    if out_dir is not None:
+    if out_dir is not None and dist.is_main():
         remove_stale_temp_files(out_dir, (CHECKPOINT_NAME,))
     if resume is not False:
         path = Path(resume) if resume is not True else out_dir / CHECKPOINT_NAME
-        if path.exists() or resume is not True:
-            step, history = _resume(path, state, config, device)
+        step, history = _resume(path, state, config, device, missing_ok=resume is True)
 
     def checkpoint(run: Run) -> None:
         bad = [k for k, net in nets._asdict().items()
@@ -356,7 +367,7 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
              max_minutes=config.max_minutes, progress=config.progress, desc="CycleGAN",
              postfix={"cycle": ".3f", "d_loss": ".3f"}, callbacks=callbacks, checkpoints=True,
              explode_at=EXPLODING_LOSS, timed=not history or "seconds" in history,
-             advice="Lower the learning rates.") as run:
+             advice="Lower the learning rates.", distributed=True) as run:
         while run.running():
             scale = lr_scale(run.step, config.steps, config.lr_decay_start)
             for opt, lr in ((state.opt_g, config.lr_g), (state.opt_d, config.lr_d)):
@@ -364,10 +375,11 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
                     group["lr"] = lr * scale
             a, _ = batches_a(run.step)
             b, _ = batches_b(run.step)
-            stats = cyclegan_update(nets, a.to(device), b.to(device), state.opt_g, state.opt_d,
+            pool_draws = batches_a.own_stream(step_generator(config.seed, run.step))  # per process
+            stats = cyclegan_update(nets_run, a.to(device), b.to(device), state.opt_g, state.opt_d,
                                     cycle_weight=config.cycle_weight, identity_weight=config.identity_weight,
                                     pool_a=state.pool_a, pool_b=state.pool_b,
-                                    generator=step_generator(config.seed, run.step), autocast=autocast,
+                                    generator=pool_draws, autocast=autocast,
                                     scaler_g=state.scaler_g, scaler_d=state.scaler_d)
             run.end_step(stats, finite=("g_loss", "d_loss"))
             if out_dir is not None and run.due(config.checkpoint_every):
@@ -420,7 +432,7 @@ def load_cyclegan(checkpoint: str | Path, *, device: str | torch.device = "cpu")
                               f"({one_line(exc)})") from None
     for key, net in nets._asdict().items():
         weights = checkpoint_entry(saved, key, dict, path)
-        _load_weights(net, weights, key, path)
+        load_weights(net, weights, key, path)
         check_finite_state(key, weights, path)
     nets = CycleGANNets(*(net.to(device).eval() for net in nets))
     return CycleGANCheckpoint(nets, config, checkpoint_entry(saved, "step", int, path), *shapes)

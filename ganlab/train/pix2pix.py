@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from ..losses import get_loss
-from ..utils import get_device
+from . import distributed as dist
 from .batches import Batches, check_training_images
 from .config import check_adam_fields, check_run_fields, check_weight, config_to_dict
 from .levers import autocast_context, make_scaler, resolve_precision
@@ -174,7 +174,7 @@ def fit_pix2pix(G: nn.Module, D: nn.Module | None, data: Any, config: Pix2PixCon
     D = D if use_d else None
 
     # ---- setup
-    device = get_device(config.device)
+    device = dist.local_device(config.device)   # under torchrun: this process's own device
     precision = resolve_precision(device, config.precision)
     autocast = autocast_context(device, precision)
     G.to(device).train()
@@ -188,17 +188,18 @@ def fit_pix2pix(G: nn.Module, D: nn.Module | None, data: Any, config: Pix2PixCon
         if config.lr_decay else []
     scaler_g, scaler_d = make_scaler(device, precision), make_scaler(device, precision)
     d_loss_fn, g_loss_fn = get_loss(config.loss)
-    batches = Batches(data, config.batch_size, config.seed)  # yields (inputs, targets)
+    batches = Batches(data, config.batch_size, config.seed, distributed=True)  # yields (inputs, targets)
+    G_run, D_run = dist.prepare(G), (dist.prepare(D) if use_d else None)  # in DDP under torchrun
 
     # ---- loop
     with Run(steps=config.steps, log_every=config.log_every, max_minutes=config.max_minutes,
              progress=config.progress, desc="pix2pix (L1 + adversarial)" if use_d else "L1 only",
              postfix={"l1": ".4f"}, check_logged=True, callbacks=callbacks,
-             advice="Lower the learning rates.") as run:
+             advice="Lower the learning rates.", distributed=True) as run:
         while run.running():
             inputs, targets = batches(run.step)
-            stats = translation_update(G, D, inputs.to(device), targets.to(device), opt_g, opt_d, d_loss_fn,
-                                       g_loss_fn, adv_weight=config.adv_weight, autocast=autocast,
+            stats = translation_update(G_run, D_run, inputs.to(device), targets.to(device), opt_g, opt_d,
+                                       d_loss_fn, g_loss_fn, adv_weight=config.adv_weight, autocast=autocast,
                                        scaler_g=scaler_g, scaler_d=scaler_d)
             for s in schedules:
                 s.step()

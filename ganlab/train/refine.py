@@ -1,7 +1,8 @@
 """Latent refinement: move each noise vector towards where the discriminator finds its image more real.
 
 Taught in ``book/04_implementation.ipynb`` (measured there on both sides: fidelity up, variety down);
-the command line's ``sample --refine-steps`` uses it with :data:`ganlab.recipes.SAMPLE_REFINE`.
+the command line's ``sample --refine-steps K`` uses it (off by default: it costs Fréchet distance), with the
+step size of :data:`ganlab.recipes.SAMPLE_REFINE`.
 """
 from __future__ import annotations
 
