@@ -102,6 +102,13 @@ def test_update_minimises_the_documented_losses(tiny_nets, toy_images):
     off = cyclegan_update(nets, a, b, opt_g, opt_d, cycle_weight=0.0, identity_weight=0.0)
     assert off["cycle"].item() == 0 and off["identity"].item() == 0
     assert off["g_loss"].item() == pytest.approx(adv.item(), rel=1e-5)
+    # a weight of its own on the B -> A -> B term (the reference's lambda_B); the logged cycle stays both terms
+    with torch.no_grad():
+        cycle_a = l1(G_BA(fb), a)
+    own = cyclegan_update(nets, a, b, opt_g, opt_d, cycle_weight=10.0, identity_weight=5.0, cycle_weight_b=2.0)
+    assert own["cycle"].item() == pytest.approx(cycle.item(), rel=1e-5)
+    assert own["g_loss"].item() == pytest.approx((adv + 10 * cycle_a + 2 * (cycle - cycle_a) + 5 * identity).item(),
+                                                 rel=1e-5)
 
 
 def test_fit_logs_checkpoints_and_loads_a_generator_back(tmp_path, tiny_nets, domains, cfg):

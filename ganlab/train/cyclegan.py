@@ -85,6 +85,8 @@ class CycleGANConfig:
     lr_d: float = 2e-4                  # Adam learning rate of both discriminators
     betas: tuple[float, float] = (0.5, 0.999)  # the reference code's Adam
     cycle_weight: float = 10.0          # λ, on both cycle-consistency terms; 0: no cycle loss
+    cycle_weight_b: float | None = None  # λ_B on the B -> A -> B term alone; None: λ (the reference code's
+                                        # lambda_A and lambda_B, both 10 by default)
     identity_weight: float = 5.0        # λ_idt, on both identity terms (the reference's 0.5 λ); 0: none
     pool_size: int = 50                 # generated images each discriminator's replay buffer keeps; 0: none
     lr_decay_start: float | None = 0.5  # share of `steps` after which both rates fall linearly towards 0;
@@ -101,6 +103,8 @@ class CycleGANConfig:
         check_run_fields(self)
         check_adam_fields(self)
         check_weight("cycle_weight", self.cycle_weight)
+        if self.cycle_weight_b is not None:
+            check_weight("cycle_weight_b", self.cycle_weight_b)
         check_weight("identity_weight", self.identity_weight)
         check_nonnegative_int("pool_size", self.pool_size)
         if self.lr_decay_start is not None:
@@ -185,6 +189,7 @@ def _l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def cyclegan_update(nets: CycleGANNets, a: torch.Tensor, b: torch.Tensor, opt_g: torch.optim.Optimizer,
                     opt_d: torch.optim.Optimizer, *, cycle_weight: float = 10.0, identity_weight: float = 5.0,
+                    cycle_weight_b: float | None = None,
                     pool_a: ImagePool | None = None, pool_b: ImagePool | None = None,
                     generator: torch.Generator | None = None, autocast=None, scaler_g=None,
                     scaler_d=None) -> dict[str, torch.Tensor]:
@@ -199,9 +204,12 @@ def cyclegan_update(nets: CycleGANNets, a: torch.Tensor, b: torch.Tensor, opt_g:
         fake_b, fake_a = G_AB(a), G_BA(b)                       # translations, (B, C, H, W)
         adv = 2.0 * (g_least_squares(D_B(fake_b).float()) + g_least_squares(D_A(fake_a).float()))
         zero = adv.new_zeros(())
-        cycle = _l1(G_BA(fake_b), a) + _l1(G_AB(fake_a), b) if cycle_weight > 0 else zero
+        weight_b = cycle_weight if cycle_weight_b is None else cycle_weight_b
+        cycle_a = _l1(G_BA(fake_b), a) if cycle_weight > 0 else zero    # A -> B -> A
+        cycle_b = _l1(G_AB(fake_a), b) if weight_b > 0 else zero        # B -> A -> B
         identity = _l1(G_AB(b), b) + _l1(G_BA(a), a) if identity_weight > 0 else zero
-        g_loss = adv + cycle_weight * cycle + identity_weight * identity
+        g_loss = adv + cycle_weight * cycle_a + weight_b * cycle_b + identity_weight * identity
+        cycle = cycle_a + cycle_b
     optimizer_step(g_loss, opt_g, scaler_g)
     # ---- the discriminators, on real images and on generated ones from the buffers
     fake_a = pool_a.query(fake_a, generator) if pool_a is not None else fake_a.detach()
@@ -378,6 +386,7 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
             pool_draws = batches_a.own_stream(step_generator(config.seed, run.step))  # per process
             stats = cyclegan_update(nets_run, a.to(device), b.to(device), state.opt_g, state.opt_d,
                                     cycle_weight=config.cycle_weight, identity_weight=config.identity_weight,
+                                    cycle_weight_b=config.cycle_weight_b,
                                     pool_a=state.pool_a, pool_b=state.pool_b,
                                     generator=pool_draws, autocast=autocast,
                                     scaler_g=state.scaler_g, scaler_d=state.scaler_d)
