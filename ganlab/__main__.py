@@ -1,4 +1,4 @@
-"""Command line for long runs outside notebooks: ``python -m ganlab {train,sample,evaluate} ...``.
+"""Command line for long runs outside notebooks: ``python -m ganlab {train,sample,evaluate,translate} ...``.
 
 Examples::
 
@@ -8,6 +8,8 @@ Examples::
     python -m ganlab evaluate runs/dcgan --n 2000
     python -m ganlab train cdcgan --data mnist --out runs/cdcgan             # digits on demand
     python -m ganlab sample runs/cdcgan --n 100 --label 7 --out sevens.npy
+    python -m ganlab train cyclegan --data mnist:mnistm --out runs/cycle      # unpaired MNIST <-> MNIST-M
+    python -m ganlab translate runs/cycle --direction b2a --in mnistm.npy --out digits.npy
     torchrun --standalone --nproc_per_node=4 -m ganlab train dcgan --batch-size 256 --out runs/ddp  # 4 GPUs
 
 Under ``torchrun`` ``train`` trains with DistributedDataParallel (``ganlab.train.distributed``):
@@ -31,6 +33,15 @@ the domain classifier's features (:func:`ganlab.metrics.evaluate_run_samples`): 
 precision, recall, confident share and label entropy, with the same scores of as many real training
 digits for scale.
 
+``train cyclegan`` trains :data:`ganlab.recipes.MNIST_MNISTM`, CycleGAN between MNIST digits (domain A)
+and MNIST-M digits (domain B, :class:`ganlab.data.MNISTM`), each domain from its own half of the training
+digits, for ``--steps`` updates (:data:`~ganlab.recipes.MNIST_MNISTM`'s by default). ``translate`` reads an
+``.npy`` array of images in [0, 1], ``(N, H, W)`` grey or ``(N, C, H, W)`` with 1 or 3 channels (the layout
+``sample`` writes), 28 x 28 or 32 x 32 (resized to the run's size), and writes the translations in the
+same layout: ``--direction a2b`` gives colour MNIST-M-like images ``(N, 3, H, W)``, ``b2a`` grey digits
+``(N, H, W)``. A colour input to the grey side is taken as its luminance; a grey input to the colour side
+as a grey photograph.
+
 Nothing is lost, nothing is silent. ``train`` into a folder that already holds ``checkpoint.pt`` refuses
 unless told ``--resume`` (continue it; the flags must match the checkpoint's) or ``--overwrite`` (replace
 it); ``--resume`` without a checkpoint is an error too. A run that diverges (a NaN loss, or one beyond 1e6
@@ -53,7 +64,7 @@ from pathlib import Path
 
 from .errors import UsageError, one_line
 from .recipes import MNIST as MNIST_RECIPE
-from .recipes import RECIPES, SAMPLE_REFINE
+from .recipes import MNIST_MNISTM, RECIPES, SAMPLE_REFINE, TRANSLATION_RECIPES
 
 # the defaults of `train` are ganlab.recipes.MNIST (measured there); `sample` writes plain G(z) unless given
 # --refine-steps, whose step size defaults to ganlab.recipes.SAMPLE_REFINE's. Every value has a flag.
@@ -76,7 +87,9 @@ def _is_main_process() -> bool:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line (``ganlab: error: argument --n: ...``) and exit status 2.
+    """argparse, but an error is one line (``ganlab: error: argument --n: ...``) and exit status 2; the
+    defaults of ``train`` that depend on the model (``--data``, ``--steps``, ``--batch-size``, ``--lr-g``,
+    ``--lr-d``) are its recipe's, filled in after parsing.
 
     Under torchrun every process meets the same error and exits with 2; rank 0 alone prints it.
     """
@@ -85,6 +98,18 @@ class _Parser(argparse.ArgumentParser):
         if _is_main_process():
             sys.stderr.write(f"ganlab: error: {one_line(message)}\n")
         raise SystemExit(2)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if getattr(parsed, "command", None) == "train":
+            translation = parsed.model in TRANSLATION_RECIPES
+            recipe = TRANSLATION_RECIPES[parsed.model] if translation else RECIPES[parsed.model]
+            for key, value in (("data", "mnist:mnistm" if translation else "mnist"),
+                               ("steps", recipe.config.steps), ("batch_size", recipe.config.batch_size),
+                               ("lr_g", recipe.config.lr_g), ("lr_d", recipe.config.lr_d)):
+                if getattr(parsed, key) is None:
+                    setattr(parsed, key, value)
+        return parsed
 
 
 def _number_type(kind: type, description: str, accept):
@@ -130,29 +155,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a GAN; stops after --steps (or --minutes, whichever first)")
-    t.add_argument("model", choices=sorted(RECIPES), help="a recipe of ganlab.recipes.RECIPES: dcgan "
-                                                          "(MNIST digits), cdcgan (digits by label)")
-    t.add_argument("--data", choices=["mnist"], default="mnist", help="dataset (default: mnist)")
+    t.add_argument("model", choices=sorted(RECIPES) + sorted(TRANSLATION_RECIPES),
+                   help="a recipe of ganlab.recipes: dcgan (MNIST digits), cdcgan (digits by label), cyclegan "
+                        "(unpaired translation MNIST <-> MNIST-M)")
+    t.add_argument("--data", choices=["mnist", "mnist:mnistm"], default=None,
+                   help="dataset (default: mnist; for cyclegan the two domains, mnist:mnistm)")
     t.add_argument("--out", type=_path, required=True,
                    help="output folder for checkpoint.pt and sample grids")
-    t.add_argument("--steps", type=_positive_int, default=MNIST_RECIPE.config.steps,
-                   help="generator updates (default: %(default)s, whatever the machine's speed)")
+    t.add_argument("--steps", type=_positive_int, default=None,
+                   help=f"generator updates (default: {MNIST_RECIPE.config.steps}, the recipe's; cyclegan: "
+                        f"{MNIST_MNISTM.config.steps}; whatever the machine's speed)")
     t.add_argument("--minutes", type=_positive_float, default=None,
                    help="optional wall-clock cap in minutes (stops earlier if --steps are not done)")
     t.add_argument("--data-root", type=_path, default=None, help="data folder (default: $GANLAB_DATA, "
                                                                  "else the user cache)")
     t.add_argument("--download", action="store_true", help="download MNIST with torchvision if missing")
     arch, cfg = MNIST_RECIPE.model_args, MNIST_RECIPE.config  # ganlab.recipes.MNIST
-    t.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size,
-                   help="images per step; under torchrun the global batch, split among the processes")
+    t.add_argument("--batch-size", type=_positive_int, default=None,
+                   help=f"images per step (default: {cfg.batch_size}; cyclegan: {MNIST_MNISTM.config.batch_size} "
+                        f"of each domain); under torchrun the global batch, split among the processes")
     t.add_argument("--z-dim", type=_positive_int, default=arch["z_dim"])
     t.add_argument("--base-channels", type=_positive_int, default=arch["base_channels"])
     t.add_argument("--extra-layers", type=_layers, default=arch["extra_layers"],
                    help="3x3 convolution layers (or residual blocks) added at 7x7 in each network")
     t.add_argument("--residual", action=argparse.BooleanOptionalAction, default=arch["residual"],
                    help="make each extra layer a residual block of two convolutions")
-    t.add_argument("--lr-g", type=_positive_float, default=cfg.lr_g)
-    t.add_argument("--lr-d", type=_positive_float, default=cfg.lr_d)
+    t.add_argument("--lr-g", type=_positive_float, default=None, help="Adam learning rate of G (default: the "
+                                                                      "recipe's)")
+    t.add_argument("--lr-d", type=_positive_float, default=None, help="Adam learning rate of D (default: the "
+                                                                      "recipe's)")
     t.add_argument("--beta1", type=float, default=cfg.betas[0], help="Adam beta1")
     t.add_argument("--beta2", type=float, default=cfg.betas[1], help="Adam beta2")
     t.add_argument("--loss", choices=list_losses(), default=cfg.loss)
@@ -212,6 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-root", type=_path, default=None, help="data folder (default: $GANLAB_DATA, "
                                                                  "else the user cache)")
     e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, auto")
+
+    r = sub.add_parser("translate", help="translate images with a `train cyclegan` run (.npy in [0, 1])")
+    r.add_argument("run_dir", type=_path, help="a folder written by `ganlab train cyclegan` (or its checkpoint)")
+    r.add_argument("--direction", choices=("a2b", "b2a"), required=True,
+                   help="a2b: domain A to B (MNIST to MNIST-M), b2a: back")
+    r.add_argument("--in", dest="input", type=_path, required=True,
+                   help="a .npy array in [0, 1]: (N, H, W) or (N, C, H, W), C 1 or 3, H = W = 28 or 32")
+    r.add_argument("--out", type=_path, required=True, help="output .npy file")
+    r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, auto")
     return parser
 
 # ---- checks shared by the commands: each ends in one line naming the flag (parser.error) or returns
@@ -404,10 +444,13 @@ def _check_training_size(args, parser, device) -> int:
     return params
 
 
-def _check_resume(checkpoint: Path, G, D, config, args, parser) -> None:
-    """The checkpoint to resume: readable, the same model, builder arguments and settings as these flags."""
+def _check_resume(checkpoint: Path, nets: dict, config, args, parser, *, model: str, config_cls) -> None:
+    """The checkpoint to resume: readable, the same model, builder arguments and settings as these flags.
+
+    ``nets`` maps the checkpoint's builder-argument entries (``g_args``, ``d_args``) to the networks built
+    from the flags; ``model`` is the ``model`` entry expected, ``config_cls`` the config class it holds.
+    """
     from .checkpoint import CheckpointError, load_checkpoint
-    from .train import TrainConfig
     from .train.checkpoints import arg_differences, config_differences
 
     try:
@@ -418,11 +461,11 @@ def _check_resume(checkpoint: Path, G, D, config, args, parser) -> None:
     if isinstance(done, int) and args.steps is not None and done >= args.steps:
         parser.error(f"argument --steps: {checkpoint} is already at step {done:,}; pass more than that to "
                      f"continue it")
-    if saved.get("model") != RECIPES[args.model].model:
+    if saved.get("model") != model:
         parser.error(f"argument --resume: {checkpoint} holds a {saved.get('model')!r} run, not "
-                     f"{RECIPES[args.model].model!r} ({args.model})")
+                     f"{model!r} ({args.model})")
     differ: dict[str, str] = {}
-    for key, net in (("g_args", G), ("d_args", D)):
+    for key, net in nets.items():
         old = saved.get(key)
         if not isinstance(old, dict):
             parser.error(f"argument --resume: {checkpoint} has no {key!r} entry: it was not written by "
@@ -430,7 +473,7 @@ def _check_resume(checkpoint: Path, G, D, config, args, parser) -> None:
         for name, (was, now) in arg_differences(old, net.model_args).items():
             differ.setdefault(_flag(name), f"{_flag(name)}={was!r} (not {now!r})")
     try:
-        old_config = TrainConfig.from_dict(saved.get("config") or {}).to_dict()
+        old_config = config_cls.from_dict(saved.get("config") or {}).to_dict()
     except (ValueError, TypeError) as exc:
         parser.error(f"argument --resume: {checkpoint} holds no valid training config "
                      f"({one_line(exc)[:120]})")
@@ -471,12 +514,15 @@ def _train(args, parser) -> int:
     import torch  # noqa: F401  (imported here so `--help` stays fast)
 
     from .data import MNIST
-    from .errors import DataError
     from .models import build_gan
-    from .train import distributed, fit, speed_settings
+    from .train import TrainConfig, distributed, fit, speed_settings
     from .utils import seed_everything
 
+    if args.model in TRANSLATION_RECIPES:
+        return _train_cyclegan(args, parser)
     # ---- every check before anything is built, loaded or written
+    if args.data != "mnist":
+        parser.error(f"argument --data: {args.model} trains on one dataset, mnist; got {args.data!r}")
     if not math.isfinite(args.ema_half_life) or args.ema_half_life < 0:
         parser.error(f"argument --ema-half-life: must be >= 0, got {args.ema_half_life}")
     if not math.isfinite(args.ema_rampup) or args.ema_rampup < 0:
@@ -496,12 +542,8 @@ def _train(args, parser) -> int:
             max_minutes=args.minutes, progress=not args.quiet and sys.stderr.isatty())
     except ValueError as exc:
         _config_flag_error(exc, parser)
-    try:
-        data = MNIST(args.data_root, train=True, img_size=28, download=args.download)
-    except FileNotFoundError as exc:
-        parser.error(f"argument {'--data' if args.data_root is None else '--data-root'}: {exc}")
-    except DataError as exc:
-        parser.error(f"argument --data-root: {exc}")
+    data = _load_mnist_data(args, parser, lambda: MNIST(args.data_root, train=True, img_size=28,
+                                                        download=args.download))
     if args.batch_size > len(data):
         parser.error(f"argument --batch-size: must be at most the number of training images ({len(data):,}), "
                      f"got {args.batch_size:,}")
@@ -520,13 +562,21 @@ def _train(args, parser) -> int:
                          f"({one_line(exc)[:120]})")
         raise
     if args.resume:
-        distributed.from_main(lambda: _check_resume(checkpoint, G, D, config, args, parser))
+        distributed.from_main(lambda: _check_resume(checkpoint, {"g_args": G, "d_args": D}, config, args,
+                                                    parser, model=recipe.model, config_cls=TrainConfig))
     distributed.from_main(lambda: _prepare_out(args, parser, params))
+    return _run_training(lambda: fit(G, D, data, config, out_dir=args.out, resume=args.resume), args, parser,
+                         device)
 
-    # ---- the run
+
+def _run_training(train, args, parser, device) -> int:
+    """Call ``train()`` (a fit that writes into ``--out``), report it (rank 0 under torchrun), and turn its
+    failures into one line."""
+    from .train import distributed
+
     start = time.perf_counter()
     try:
-        result = fit(G, D, data, config, out_dir=args.out, resume=args.resume)
+        result = train()
     except FloatingPointError as exc:  # divergence: the message names the last good checkpoint, kept
         parser.error(one_line(exc))
     except UsageError as exc:  # a checkpoint that fails the loop's own checks on resume
@@ -538,10 +588,74 @@ def _train(args, parser) -> int:
         raise
     if distributed.is_main():
         processes = f"; {distributed.world_size()} processes" if distributed.active() else ""
-        print(f"trained {result.step} steps ({result.step * config.batch_size:,} images) in "
+        print(f"trained {result.step} steps ({result.step * result.config.batch_size:,} images) in "
               f"{time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: "
               f"{result.checkpoint}{processes}")
     return 0
+
+
+# the flags of `train` that only the GAN recipes (dcgan, cdcgan) take: cyclegan refuses a value other than the
+# default, rather than ignore it
+_GAN_ONLY = ("z_dim", "base_channels", "extra_layers", "residual", "beta1", "beta2", "loss", "spectral_norm",
+             "ema_half_life", "ema_rampup", "channels_last", "compile", "sample_every")
+
+
+def _load_mnist_data(args, parser, load):
+    """``load()`` of MNIST data, a missing or damaged file as one line naming the flag."""
+    from .errors import DataError
+
+    try:
+        return load()
+    except FileNotFoundError as exc:
+        parser.error(f"argument {'--data' if args.data_root is None else '--data-root'}: {exc}")
+    except DataError as exc:
+        parser.error(f"argument --data-root: {exc}")
+
+
+def _train_cyclegan(args, parser) -> int:
+    """``train cyclegan``: CycleGAN between MNIST (A) and MNIST-M (B), each from its half of the training
+    digits, on :data:`ganlab.recipes.MNIST_MNISTM` with the flags' steps, batch size, rates and seed."""
+    import torch  # noqa: F401
+
+    from .data import MNIST, MNISTM
+    from .train import CycleGANConfig, autocast_context, distributed, fit_cyclegan, resolve_precision
+
+    # ---- every check before anything is built, loaded or written
+    if args.data != "mnist:mnistm":
+        parser.error(f"argument --data: {args.model} translates between two domains, mnist:mnistm; got "
+                     f"{args.data!r}")
+    defaults = build_parser().parse_args(["train", args.model, "--out", "x"])  # every flag at its default
+    for dest in _GAN_ONLY:
+        if getattr(args, dest) != getattr(defaults, dest):
+            parser.error(f"argument {_flag(dest)}: a setting of the GAN recipes (dcgan, cdcgan); {args.model} "
+                         f"trains ganlab.recipes.MNIST_MNISTM's networks (change them through the Python API)")
+    recipe = TRANSLATION_RECIPES[args.model]
+    device = _join_processes(args, parser)  # under torchrun: the process group joined, this process's device
+    # rank 0 alone looks at and writes --out (another node may not see it); every process gets the verdict
+    checkpoint = distributed.from_main(lambda: _check_train_out(args, parser))
+    try:
+        config = recipe.train_config(
+            steps=args.steps, batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, seed=args.seed,
+            device=args.device, precision=args.precision, checkpoint_every=args.checkpoint_every,
+            max_minutes=args.minutes, progress=not args.quiet and sys.stderr.isatty())
+        autocast_context(device, resolve_precision(device, config.precision))  # bf16 on a GPU without it
+    except ValueError as exc:
+        _config_flag_error(exc, parser)
+    digits = _load_mnist_data(args, parser, lambda: MNIST(args.data_root, train=True, download=args.download))
+    mnistm = _load_mnist_data(args, parser, lambda: MNISTM(args.data_root, train=True))
+    half = len(digits) // 2  # domain A from the first half of the digits, B from the second: never a pair
+    domain_a, domain_b = digits.images[:half], mnistm.images[half:]
+    if args.batch_size > half:
+        parser.error(f"argument --batch-size: must be at most the images of one domain ({half:,}, half the "
+                     f"training digits), got {args.batch_size:,}")
+    nets = recipe.build(seed=args.seed)
+    if args.resume:
+        distributed.from_main(lambda: _check_resume(checkpoint, {"g_args": nets.G_AB, "d_args": nets.D_A}, config,
+                                                    args, parser, model="cyclegan", config_cls=CycleGANConfig))
+    params = sum(p.numel() for net in nets for p in net.parameters())
+    distributed.from_main(lambda: _prepare_out(args, parser, params))
+    return _run_training(lambda: fit_cyclegan(nets, domain_a, domain_b, config, out_dir=args.out,
+                                              resume=args.resume), args, parser, device)
 
 
 def _draw(G, D, args) -> tuple["torch.Tensor", "torch.Tensor | None"]:
@@ -654,10 +768,87 @@ def _evaluate(args, parser) -> int:
     return 0
 
 
+def _read_images(path: Path, parser) -> "torch.Tensor":
+    """``--in``: an .npy array of images in [0, 1], ``(N, H, W)`` or ``(N, C, H, W)`` with C 1 or 3 and
+    H = W = 28 or 32, as a float tensor ``(N, C, H, W)`` in [-1, 1]; anything else one line naming it."""
+    import numpy as np
+    import torch
+
+    if not path.exists():
+        parser.error(f"argument --in: {path} does not exist")
+    if path.is_dir():
+        parser.error(f"argument --in: {path} is a folder, not a .npy file")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        parser.error(f"argument --in: {path} is not a .npy array ({one_line(exc)[:120]})")
+    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
+        hint = " (0..255 pixels: divide by 255 first)" if getattr(array, "dtype", None) == np.uint8 else ""
+        parser.error(f"argument --in: {path} must hold floats in [0, 1], got {getattr(array, 'dtype', '?')}{hint}")
+    shape = array.shape
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[1] in (1, 3))) or shape[0] == 0 \
+            or shape[-1] != shape[-2] or shape[-1] not in (28, 32):
+        parser.error(f"argument --in: {path} must hold images (N, H, W) or (N, C, H, W) with N > 0, C 1 or 3 "
+                     f"and H = W = 28 or 32, got shape {shape}")
+    if not np.isfinite(array).all() or array.min() < -1e-3 or array.max() > 1 + 1e-3:
+        parser.error(f"argument --in: {path} must hold pixels in [0, 1], got values in "
+                     f"[{np.nanmin(array):.3g}, {np.nanmax(array):.3g}]"
+                     + ("" if np.isfinite(array).all() else " and NaN or infinite ones"))
+    x = torch.from_numpy(array.astype(np.float32)).clamp(0, 1)
+    return (x.unsqueeze(1) if x.dim() == 3 else x) * 2 - 1
+
+
+def _translate(args, parser) -> int:
+    import numpy as np
+    import torch.nn.functional as F
+
+    from .checkpoint import CheckpointError
+    from .data import to_channels, to_unit
+    from .train import load_cyclegan
+    from .translate import translate
+    from .utils import atomic_write, remove_stale_temp_files
+
+    device = _device(args, parser)
+    path = _run_checkpoint(args, parser)
+    if args.out.suffix != ".npy":
+        parser.error(f"argument --out: must end in .npy, got {args.out}")
+    if args.out.is_dir():
+        parser.error(f"argument --out: {args.out} is a folder, not a .npy file")
+    images = _read_images(args.input, parser)                       # (N, C, H, W) in [-1, 1]
+    try:
+        run = load_cyclegan(path, device=device)
+    except (CheckpointError, FileNotFoundError) as exc:
+        parser.error(f"argument run_dir: {one_line(exc)}")
+    source, target = (run.a_channels, run.b_channels) if args.direction == "a2b" else \
+        (run.b_channels, run.a_channels)
+    G = run.generator(args.direction)
+    x = to_channels(to_channels(images, source), G.channels)        # a grey side sees the luminance
+    if x.shape[-1] != run.img_size:                                 # 28 <-> 32: to the run's size
+        x = F.interpolate(x, size=(run.img_size, run.img_size), mode="bilinear", antialias=True,
+                          align_corners=False).clamp(-1, 1)
+    try:
+        out = translate(G, x)                                        # (N, C, S, S) in [-1, 1]
+    except Exception as exc:
+        if _is_out_of_memory(exc):
+            parser.error(f"argument --in: out of memory translating {len(x):,} images ({one_line(exc)[:120]})")
+        raise
+    out = to_unit(to_channels(out, target))
+    array = (out[:, 0] if target == 1 else out).numpy().astype(np.float32)   # (N, S, S) grey, (N, 3, S, S)
+    remove_stale_temp_files(args.out.parent, (args.out.name,))
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare temp name
+            np.save(fh, array)
+
+    atomic_write(args.out, write)
+    print(f"translated {len(array)} images {args.direction} to shape {tuple(array.shape[1:])}: {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"train": _train, "evaluate": _evaluate, "sample": _sample}[args.command]
+    command = {"train": _train, "evaluate": _evaluate, "sample": _sample, "translate": _translate}[args.command]
     try:
         return command(args, parser)
     except UsageError as exc:  # a bad file or value that the command did not tie to one flag

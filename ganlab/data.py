@@ -4,7 +4,9 @@ Every image dataset here yields float tensors in [-1, 1]; the conversion lives i
 :func:`to_signed`. The chapter "Implementation" (``book/04_implementation.ipynb``) uses
 :class:`MNIST`; "The adversarial game" uses the 2-D mixtures; "Image restoration"
 (``book/05b_image_restoration.ipynb``) uses :func:`photo_patches` (crops of scikit-image's bundled
-colour photographs, no download) and :class:`PairedDataset` (degraded and clean images side by side).
+colour photographs, no download) and :class:`PairedDataset` (degraded and clean images side by side);
+"Unpaired translation" (``book/05c_unpaired_translation.ipynb``) uses :class:`MNISTM`, MNIST digits
+blended over crops of those photographs as Ganin et al. built MNIST-M.
 
 Where the data comes from (see ``data_root``):
 
@@ -38,6 +40,7 @@ __all__ = [
     "data_root",
     "to_signed",
     "to_unit",
+    "to_channels",
     "MNIST",
     "MNIST_FILES",
     "ring_of_gaussians",
@@ -48,6 +51,10 @@ __all__ = [
     "photo",
     "photo_patches",
     "PairedDataset",
+    "MNISTM",
+    "MNISTM_TRAIN_PHOTOS",
+    "MNISTM_HELDOUT_PHOTOS",
+    "blend_mnistm",
 ]
 
 MNIST_FILES = {
@@ -77,6 +84,24 @@ def to_signed(x: torch.Tensor) -> torch.Tensor:
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """Map images in [-1, 1] back to [0, 1] (clamped)."""
     return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` with ``channels`` channels: grey repeated into three, colour to its luminance
+    (scikit-image's ``rgb2gray`` weights, which sum to 1, so any pixel scale is kept); unchanged otherwise."""
+    from .degrade import LUMA_WEIGHTS
+
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"x must be grey or colour images (N, 1 or 3, H, W), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    if x.shape[1] == channels:
+        return x
+    if channels == 3:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device)
+    return (x * weights[None, :, None, None]).sum(dim=1, keepdim=True)
 
 
 def _find(raw: Path, name: str) -> Path | None:
@@ -306,14 +331,19 @@ COLOUR_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "immu
                  "hubble_deep_field", "retina")
 
 
-def photo(name: str) -> torch.Tensor:
-    """One of scikit-image's bundled colour photographs as a ``(3, H, W)`` float tensor in [-1, 1]."""
+def _photo_bytes(name: str) -> np.ndarray:
+    """One of scikit-image's bundled colour photographs as ``(H, W, 3)`` uint8 (0..255)."""
     from skimage import data as skdata
 
     if name not in COLOUR_PHOTOS:
         raise ValueError(f"name must be one of {', '.join(map(repr, COLOUR_PHOTOS))}; got {name!r}")
     image = skdata.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skdata, name)()
-    return to_signed(torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1))  # (3, H, W)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def photo(name: str) -> torch.Tensor:
+    """One of scikit-image's bundled colour photographs as a ``(3, H, W)`` float tensor in [-1, 1]."""
+    return to_signed(torch.from_numpy(_photo_bytes(name)).permute(2, 0, 1))  # (3, H, W)
 
 
 def photo_patches(names: str | tuple[str, ...] | list[str] = ("astronaut", "coffee", "rocket"), *,
@@ -385,3 +415,97 @@ class PairedDataset(TensorDataset):
     def __repr__(self) -> str:
         return (f"PairedDataset({len(self)} pairs: {tuple(self.inputs.shape[1:])} -> "
                 f"{tuple(self.targets.shape[1:])}, {self.degradation!r})")
+
+
+# --- MNIST-M: digits blended over colour photographs ---------------------------------------------------
+
+# the photographs behind MNIST-M's training digits and behind its held-out digits: disjoint, so that a
+# held-out digit sits on a photograph no network saw in training. Ganin et al. cropped natural scenes
+# (BSDS500), so these are the bundled natural photographs, split as chapter 5b splits them; the microscopy,
+# retina and deep-field images are left out
+MNISTM_TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "motorcycle")
+MNISTM_HELDOUT_PHOTOS = ("chelsea",)
+
+
+def blend_mnistm(digits: torch.Tensor, photos: str | tuple[str, ...] | list[str], *,
+                 seed: int = 0) -> torch.Tensor:
+    """MNIST-M images ``(N, 3, S, S)`` in [-1, 1] from grey digits ``(N, 1, S, S)`` in [-1, 1].
+
+    Ganin et al. 2016 (https://arxiv.org/abs/1505.07818), section 5.2: each digit is binarised (a pixel is
+    stroke where it is not pure background) and *difference-blended* over a random ``S x S`` crop of a
+    random colour photograph, channel by channel on the 0..255 scale::
+
+        out = |patch - 255 * stroke|     # the background keeps the photo, the stroke inverts its colours
+
+    Ganin et al. cropped BSDS500 photographs; here ``photos`` names scikit-image's bundled ones
+    (:data:`COLOUR_PHOTOS`), at their own resolution. ``seed`` seeds the photograph and the crop of
+    every digit, so the same arguments always give the same images.
+    """
+    names = (photos,) if isinstance(photos, str) else tuple(photos)
+    if not names:
+        raise ValueError("photos: give at least one photograph")
+    unknown = [n for n in names if n not in COLOUR_PHOTOS]
+    if unknown:
+        raise ValueError(f"photos must be among {', '.join(COLOUR_PHOTOS)}; got {', '.join(map(repr, unknown))}")
+    if not isinstance(digits, torch.Tensor) or digits.dim() != 4 or digits.shape[1] != 1 \
+            or digits.shape[2] != digits.shape[3]:
+        raise ValueError(f"digits must be grey square images (N, 1, S, S), got "
+                         f"{tuple(digits.shape) if isinstance(digits, torch.Tensor) else type(digits).__name__}")
+    check_seed("seed", seed)
+    size = digits.shape[-1]
+    images = [_photo_bytes(name) for name in names]
+    rng = np.random.default_rng(seed)
+    which = rng.integers(len(images), size=len(digits))
+    stroke = (digits[:, 0] > -1.0).numpy()                           # (N, S, S): any ink at all, as Ganin's code
+    out = np.empty((len(digits), size, size, 3), dtype=np.uint8)
+    for i, k in enumerate(which):
+        h, w = images[k].shape[:2]
+        top, left = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+        patch = images[k][top:top + size, left:left + size]              # (S, S, 3) uint8
+        out[i] = np.where(stroke[i, :, :, None], 255 - patch, patch)     # |patch - 255 * stroke|
+    return to_signed(torch.from_numpy(out).permute(0, 3, 1, 2)).contiguous()  # (N, 3, S, S)
+
+
+class MNISTM(Dataset):
+    """MNIST-M: :class:`MNIST` digits blended over crops of colour photographs (:func:`blend_mnistm`).
+
+    Colour images ``(3, img_size, img_size)`` in [-1, 1] with the digits' labels. The training part blends
+    :class:`MNIST`'s training digits over crops of :data:`MNISTM_TRAIN_PHOTOS`, the held-out part its
+    held-out digits over crops of :data:`MNISTM_HELDOUT_PHOTOS` (disjoint photographs). Offline that is
+    the 8,000 / 2,000 split of the 10,000 MNIST test digits, online the full 60,000 / 10,000: nothing
+    needs to be downloaded but MNIST itself.
+
+    Args:
+        root, train, download, heldout_fraction, split_seed, limit: as for :class:`MNIST`.
+        img_size: 28 (Ganin et al.'s size) or 32 (the digit padded by 2 pixels, then blended over a
+            32 x 32 crop).
+        seed: seeds the photograph and crop behind each digit (the held-out part uses ``seed + 1``).
+        photos: the photographs to crop (default: the part's list above).
+
+    Attributes:
+        images: ``(N, 3, img_size, img_size)`` float tensor in [-1, 1]; ``targets``: ``(N,)`` int64 labels;
+        photos: the photographs used; ``source``: as :class:`MNIST`'s.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, train: bool = True, *, img_size: int = 28,
+                 download: bool = False, seed: int = 0, photos: tuple[str, ...] | None = None,
+                 heldout_fraction: float = 0.2, split_seed: int = 0, limit: int | None = None) -> None:
+        check_seed("seed", seed)
+        digits = MNIST(root, train, img_size=img_size, download=download, heldout_fraction=heldout_fraction,
+                       split_seed=split_seed, limit=limit)
+        self.train, self.img_size, self.source = bool(train), img_size, digits.source
+        self.photos = tuple(photos) if photos is not None else \
+            (MNISTM_TRAIN_PHOTOS if train else MNISTM_HELDOUT_PHOTOS)
+        self.images = blend_mnistm(digits.images, self.photos, seed=seed + (0 if train else 1))
+        self.targets = digits.targets
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return self.images[index], int(self.targets[index])
+
+    def __repr__(self) -> str:
+        part = "train" if self.train else "held-out"
+        return (f"MNISTM({part}, {len(self)} images of {tuple(self.images.shape[1:])}, "
+                f"photos={', '.join(self.photos)}, source={self.source!r})")

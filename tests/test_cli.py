@@ -216,3 +216,68 @@ def test_sample_label_out_of_range_is_a_one_line_error(cdcgan_run, tmp_path, cap
     assert info.value.code == 2 and err.count("\n") == 1
     assert err.startswith("ganlab: error: argument --label:") and "0..9" in err and label in err
     assert not (tmp_path / "s.npy").exists()
+
+
+def test_train_cyclegan_then_translate_both_ways(tmp_path, fake_mnist_root, capsys):
+    import torch
+
+    from ganlab.data import to_channels, to_unit
+    from ganlab.train import load_cyclegan
+
+    def train(out, steps, *extra):
+        return main(["train", "cyclegan", "--data", "mnist:mnistm", "--steps", str(steps), "--batch-size", "4",
+                     "--out", str(out), "--quiet", "--device", "cpu", "--data-root", str(fake_mnist_root), *extra])
+
+    run = tmp_path / "cycle"
+    assert train(run, 2) == 0 and "trained 2 steps (8 images)" in capsys.readouterr().out
+    assert train(tmp_path / "again", 2) == 0  # --seed decides everything: byte-identical checkpoints
+    assert (run / "checkpoint.pt").read_bytes() == (tmp_path / "again" / "checkpoint.pt").read_bytes()
+    assert train(run, 3, "--resume") == 0 and "trained 3 steps" in capsys.readouterr().out
+    loaded = load_cyclegan(run / "checkpoint.pt")
+    assert (loaded.a_channels, loaded.b_channels, loaded.img_size, loaded.step) == (1, 3, 28, 3)
+
+    rng = np.random.default_rng(0)
+    arrays = {"grey": rng.random((5, 28, 28)), "grey4d": None, "colour": rng.random((5, 3, 28, 28)),
+              "grey32": rng.random((5, 32, 32))}
+    arrays["grey4d"] = arrays["grey"][:, None]
+    outputs = {}
+    for name, array in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array.astype(np.float32))
+        for direction in ("a2b", "b2a"):
+            out = tmp_path / f"{name}_{direction}.npy"
+            assert main(["translate", str(run), "--direction", direction, "--in", str(tmp_path / f"{name}.npy"),
+                         "--out", str(out)]) == 0
+            outputs[name, direction] = np.load(out)
+            assert outputs[name, direction].dtype == np.float32
+            assert 0 <= outputs[name, direction].min() <= outputs[name, direction].max() <= 1
+    assert "translated 5 images b2a to shape (28, 28)" in capsys.readouterr().out
+    G_AB, G_BA = loaded.nets.G_AB, loaded.nets.G_BA
+    with torch.no_grad():
+        grey = torch.from_numpy(arrays["grey"].astype(np.float32))[:, None] * 2 - 1
+        colour = torch.from_numpy(arrays["colour"].astype(np.float32)) * 2 - 1
+        expected_a2b = to_unit(G_AB(to_channels(grey, 3))).numpy()           # MNIST -> MNIST-M: colour
+        expected_b2a = to_unit(to_channels(G_BA(colour), 1))[:, 0].numpy()  # MNIST-M -> MNIST: grey
+    np.testing.assert_allclose(outputs["grey", "a2b"], expected_a2b, atol=1e-6)
+    np.testing.assert_allclose(outputs["colour", "b2a"], expected_b2a, atol=1e-6)
+    assert outputs["grey", "a2b"].shape == (5, 3, 28, 28) and outputs["colour", "b2a"].shape == (5, 28, 28)
+    np.testing.assert_array_equal(outputs["grey4d", "a2b"], outputs["grey", "a2b"])  # (N, 1, H, W) is grey too
+    assert outputs["grey32", "a2b"].shape == (5, 3, 28, 28)  # 32 x 32 resized to the run's 28 x 28
+    assert outputs["colour", "a2b"].shape == (5, 3, 28, 28) and outputs["grey", "b2a"].shape == (5, 28, 28)
+    # colour into the grey side: its luminance, as a grey image would be
+    np.save(tmp_path / "luma.npy", to_channels(torch.from_numpy(arrays["colour"].astype(np.float32)), 1).numpy())
+    assert main(["translate", str(run), "--direction", "a2b", "--in", str(tmp_path / "luma.npy"),
+                 "--out", str(tmp_path / "luma_a2b.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "luma_a2b.npy"), outputs["colour", "a2b"], atol=1e-6)
+    capsys.readouterr()
+
+
+def test_train_cyclegan_defaults_are_its_recipes(capsys):
+    from ganlab.__main__ import build_parser
+    from ganlab.recipes import MNIST, MNIST_MNISTM
+
+    args = build_parser().parse_args(["train", "cyclegan", "--out", "x"])
+    assert (args.data, args.steps, args.batch_size, args.lr_g, args.lr_d) == (
+        "mnist:mnistm", MNIST_MNISTM.config.steps, MNIST_MNISTM.config.batch_size, MNIST_MNISTM.config.lr_g,
+        MNIST_MNISTM.config.lr_d)
+    args = build_parser().parse_args(["train", "dcgan", "--out", "x"])
+    assert (args.data, args.batch_size, args.lr_g) == ("mnist", MNIST.config.batch_size, MNIST.config.lr_g)

@@ -31,14 +31,42 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+CYCLE_SMALL = ["--quiet", "--device", "cpu", "--batch-size", "4"]
+
+# arrays for `translate --in`, by placeholder: each is written into the shared folder once
+ARRAYS = {
+    "GREY": np.full((4, 28, 28), 0.5, np.float32),
+    "UINT8": np.zeros((4, 28, 28), np.uint8),
+    "TWOCHANNELS": np.zeros((4, 2, 28, 28), np.float32),
+    "SIDE30": np.zeros((4, 30, 30), np.float32),
+    "WIDE": np.zeros((4, 28, 32), np.float32),
+    "NOIMAGES": np.zeros((0, 28, 28), np.float32),
+    "PIXELS255": np.full((4, 28, 28), 255.0, np.float32),
+    "NANPIXELS": np.full((4, 28, 28), np.nan, np.float32),
+    "OBJECTS": np.array([{"not": "images"}], dtype=object),
+}
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, fake_mnist_root):
-    """A fake MNIST folder (64 digits) and a finished 2-step run trained on it (shared: never changed)."""
+    """A fake MNIST folder (64 digits), a finished 2-step DCGAN run and a 2-step CycleGAN run trained on it,
+    and the arrays of ARRAYS as .npy files (shared: never changed)."""
     base = tmp_path_factory.mktemp("cli_errors")
     data = fake_mnist_root
-    run = base / "run"
+    run, cycle = base / "run", base / "cycle"
     assert main(["train", "dcgan", "--steps", "2", "--out", str(run), "--data-root", str(data), *SMALL]) == 0
-    return {"DATA": data, "RUN": run, "SHA": _sha(run / "checkpoint.pt")}
+    assert main(["train", "cyclegan", "--steps", "2", "--out", str(cycle), "--data-root", str(data),
+                 *CYCLE_SMALL]) == 0
+    arrays = {}
+    for key, array in ARRAYS.items():
+        arrays[key] = base / f"{key.lower()}.npy"
+        np.save(arrays[key], array, allow_pickle=array.dtype == object)
+    arrays["TEXTNPY"] = base / "text.npy"
+    arrays["TEXTNPY"].write_text("not an array\n")
+    arrays["NPYFOLDER"] = base / "folder.npy"
+    arrays["NPYFOLDER"].mkdir()
+    return {"DATA": data, "RUN": run, "SHA": _sha(run / "checkpoint.pt"), "CYCLE": cycle,
+            "CYCLE_SHA": _sha(cycle / "checkpoint.pt"), **arrays}
 
 
 # ---- damage, made in the test's folder: each returns the path that replaces its placeholder
@@ -121,7 +149,10 @@ def _expand(argv, tmp, world):
             if a == key:
                 a = str(_data_with(tmp, world, damage))
                 named.append(name)
+        if a in world and a not in ("RUN", "DATA", "SHA", "CYCLE", "CYCLE_SHA"):  # an .npy of ARRAYS
+            a = str(world[a])
         a = (a.replace("RUN", str(world["RUN"])).replace("DATA", str(world["DATA"]))
+             .replace("CYCLE", str(world["CYCLE"]))
              .replace("OUT", str(tmp / "out")).replace("MISSING", str(tmp / "missing")))
         out.append(a)
     return out, named
@@ -141,6 +172,8 @@ TRAIN = ["train", "dcgan", "--steps", "2", *SMALL, "--data-root", "DATA"]
 MORE = ["--steps", "4"]  # a resume that asks for more steps than the 2 the run has done
 SAMPLE = ["sample", "RUN", "--n", "4", "--out", "OUT.npy", "--refine-steps", "1"]
 EVALUATE = ["evaluate", "RUN", "--n", "8", "--data-root", "DATA"]
+CYCLE_TRAIN = ["train", "cyclegan", "--steps", "2", *CYCLE_SMALL, "--data-root", "DATA"]
+TRANSLATE = ["translate", "CYCLE", "--direction", "b2a", "--in", "GREY", "--out", "OUT.npy"]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is there: --device cuda is valid")
 NO_MPS = pytest.mark.skipif(torch.backends.mps.is_available(), reason="MPS is there: --device mps is valid")
 
@@ -241,6 +274,54 @@ CASES = [
     ("evaluate --refine-step-size 5", _with(EVALUATE, "--refine-step-size", "5"), ["--refine-step-size"]),
     ("evaluate, too few digits", EVALUATE, ["--data-root", "classifier", "51 images"]),
     ("evaluate --data-root ''", _with(EVALUATE, "--data-root", "", drop=("--data-root",)), ["--data-root"]),
+    # train cyclegan: its data, the flags it does not take, its resume
+    ("train cyclegan --data mnist", _with(CYCLE_TRAIN, "--out", "OUT", "--data", "mnist"), ["--data", "mnist:mnistm"]),
+    ("train dcgan --data mnist:mnistm", _with(TRAIN, "--out", "OUT", "--data", "mnist:mnistm"), ["--data"]),
+    ("train cyclegan --z-dim", _with(CYCLE_TRAIN, "--out", "OUT", "--z-dim", "8"), ["--z-dim", "cyclegan"]),
+    ("train cyclegan --loss minimax", _with(CYCLE_TRAIN, "--out", "OUT", "--loss", "minimax"), ["--loss"]),
+    ("train cyclegan --batch-size > a domain", _with(CYCLE_TRAIN, "--out", "OUT", "--batch-size", "26",
+                                                     drop=("--batch-size",)), ["--batch-size", "(25,"]),
+    ("train cyclegan --data-root missing", _with(CYCLE_TRAIN, "--out", "OUT", "--data-root", "MISSING",
+                                                 drop=("--data-root",)), ["--data-root", "MNIST not found"]),
+    ("train cyclegan label 200", _with(CYCLE_TRAIN, "--out", "OUT", "--data-root", "LABEL200",
+                                       drop=("--data-root",)), ["--data-root", "200"]),
+    ("train cyclegan into a finished run", _with(CYCLE_TRAIN, "--out", "CYCLE"), ["--out", "--resume"]),
+    ("train cyclegan --resume, steps done", _with(CYCLE_TRAIN, "--out", "CYCLE", "--resume"),
+     ["--steps", "step 2"]),
+    ("train cyclegan --resume other lr", _with(CYCLE_TRAIN, "--out", "CYCLE", "--resume", "--lr-d", "0.5", *MORE),
+     ["--resume", "--lr-d"]),
+    ("train cyclegan --resume a dcgan run", _with(CYCLE_TRAIN, "--out", "RUN", "--resume", *MORE),
+     ["--resume", "'dcgan'", "not 'cyclegan'"]),
+    ("train dcgan --resume a cyclegan run", _with(TRAIN, "--out", "CYCLE", "--resume", *MORE),
+     ["--resume", "'cyclegan'"]),
+    ("train cyclegan --resume truncated", _with(CYCLE_TRAIN, "--out", "TRUNCATED", "--resume"), ["--resume"]),
+    # translate: the run, the direction, the arrays
+    ("translate --direction c2d", _with(TRANSLATE, "--direction", "c2d", drop=("--direction",)),
+     ["--direction", "c2d"]),
+    ("translate no --direction", _with(TRANSLATE, drop=("--direction",)), ["--direction"]),
+    ("translate a dcgan run", ["translate", "RUN", "--direction", "a2b", "--in", "GREY", "--out", "OUT.npy"],
+     ["run_dir", "not a CycleGAN"]),
+    ("translate missing run", ["translate", "MISSING", "--direction", "a2b", "--in", "GREY", "--out", "OUT.npy"],
+     ["run_dir", "does not exist"]),
+    ("translate empty", ["translate", "EMPTY", "--direction", "a2b", "--in", "GREY", "--out", "OUT.npy"],
+     ["run_dir", "empty"]),
+    ("translate NaN weights", ["translate", "NAN", "--direction", "a2b", "--in", "GREY", "--out", "OUT.npy"],
+     ["run_dir"]),
+    ("translate --device gpu", _with(TRANSLATE, "--device", "gpu"), ["--device"]),
+    ("translate --in missing", _with(TRANSLATE, "--in", "MISSING.npy", drop=("--in",)), ["--in", "does not exist"]),
+    ("translate --in a folder", _with(TRANSLATE, "--in", "DATA", drop=("--in",)), ["--in", "folder"]),
+    ("translate --in text", _with(TRANSLATE, "--in", "TEXTNPY", drop=("--in",)), ["--in", "not a .npy array"]),
+    ("translate --in objects", _with(TRANSLATE, "--in", "OBJECTS", drop=("--in",)), ["--in", "not a .npy array"]),
+    ("translate --in uint8", _with(TRANSLATE, "--in", "UINT8", drop=("--in",)), ["--in", "uint8", "255"]),
+    ("translate --in 2 channels", _with(TRANSLATE, "--in", "TWOCHANNELS", drop=("--in",)),
+     ["--in", "(4, 2, 28, 28)"]),
+    ("translate --in 30 x 30", _with(TRANSLATE, "--in", "SIDE30", drop=("--in",)), ["--in", "28 or 32"]),
+    ("translate --in 28 x 32", _with(TRANSLATE, "--in", "WIDE", drop=("--in",)), ["--in", "(4, 28, 32)"]),
+    ("translate --in no images", _with(TRANSLATE, "--in", "NOIMAGES", drop=("--in",)), ["--in", "N > 0"]),
+    ("translate --in 0..255", _with(TRANSLATE, "--in", "PIXELS255", drop=("--in",)), ["--in", "[0, 1]", "255"]),
+    ("translate --in NaN", _with(TRANSLATE, "--in", "NANPIXELS", drop=("--in",)), ["--in", "NaN"]),
+    ("translate --out .txt", _with(TRANSLATE, "--out", "OUT.txt", drop=("--out",)), ["--out", ".npy"]),
+    ("translate --out a folder", _with(TRANSLATE, "--out", "NPYFOLDER", drop=("--out",)), ["--out", "folder"]),
 ]
 
 
@@ -255,6 +336,7 @@ def test_bad_input_is_one_line_with_status_2_and_names_it(case, argv, names, wor
         assert "run_dir" not in err  # the device's fault, not the run's
     # nothing overwritten, nothing written
     assert _sha(world["RUN"] / "checkpoint.pt") == world["SHA"]
+    assert _sha(world["CYCLE"] / "checkpoint.pt") == world["CYCLE_SHA"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.npy").exists()
 
 

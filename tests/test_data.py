@@ -164,3 +164,74 @@ def test_damaged_files_raise_one_line_naming_the_file(tmp_path, kind, message):
     text = str(info.value)
     assert name in text and message in text and "\n" not in text, text
     assert isinstance(info.value, ValueError)
+
+
+# --- MNIST-M -------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def flat_photos(monkeypatch):
+    """Each bundled photograph replaced by a 40 x 40 one of its own, whose pixel (y, x) is
+    (10 k + 1, y, x) for the k-th name: a crop's corner pixel names its photograph and its position."""
+    def fake(name):
+        k = data.COLOUR_PHOTOS.index(name)
+        y, x = np.mgrid[0:40, 0:40]
+        return np.stack([np.full((40, 40), 10 * k + 1), y, x], axis=-1).astype(np.uint8)
+    monkeypatch.setattr(data, "_photo_bytes", fake)
+
+
+def test_mnistm_blends_each_digit_over_a_crop_as_ganin(flat_photos):
+    digits = torch.full((3, 1, 28, 28), -1.0)
+    digits[:, :, 5:20, 10:14] = 0.2                      # a stroke (any ink counts), on pure background
+    out = data.blend_mnistm(digits, ("coffee",), seed=0)  # (3, 3, 28, 28) in [-1, 1]
+    assert out.shape == (3, 3, 28, 28) and out.dtype == torch.float32
+    values = torch.round((out + 1) * 127.5).to(torch.int64)
+    stroke = digits[:, 0] > -1
+    patch = torch.where(stroke[:, None], 255 - values, values)  # undo |patch - 255 stroke|
+    for p in patch:  # a contiguous 28 x 28 crop of the coffee photograph
+        top, left = int(p[1, 0, 0]), int(p[2, 0, 0])
+        assert (p[0] == 10 * data.COLOUR_PHOTOS.index("coffee") + 1).all()
+        assert torch.equal(p[1], torch.arange(top, top + 28)[:, None].expand(28, 28))
+        assert torch.equal(p[2], torch.arange(left, left + 28)[None, :].expand(28, 28))
+    with pytest.raises(ValueError, match="photos"):
+        data.blend_mnistm(digits, ())
+    with pytest.raises(ValueError, match="photos must be among .* got 'lena'"):
+        data.blend_mnistm(digits, ("coffee", "lena"))
+    with pytest.raises(ValueError, match="digits"):
+        data.blend_mnistm(digits.expand(-1, 3, -1, -1), ("coffee",))
+
+
+def test_mnistm_shapes_range_labels_determinism_and_disjoint_photos(fake_mnist_root, flat_photos):
+    assert not set(data.MNISTM_TRAIN_PHOTOS) & set(data.MNISTM_HELDOUT_PHOTOS)
+    assert set(data.MNISTM_TRAIN_PHOTOS) | set(data.MNISTM_HELDOUT_PHOTOS) <= set(data.COLOUR_PHOTOS)
+    for train, names in ((True, data.MNISTM_TRAIN_PHOTOS), (False, data.MNISTM_HELDOUT_PHOTOS)):
+        for size in (28, 32):
+            m = data.MNISTM(fake_mnist_root, train=train, img_size=size)
+            digits = MNIST(fake_mnist_root, train=train)
+            assert m.images.shape == (len(digits), 3, size, size) and m.images.dtype == torch.float32
+            assert m.images.min() >= -1 and m.images.max() <= 1
+            assert torch.equal(m.targets, digits.targets) and m.photos == names
+            x, y = m[0]
+            assert x.shape == (3, size, size) and y == int(digits.targets[0])
+        # every image's corner pixel names one of this part's photographs (at 32 x 32 the corner is the
+        # digit's padding, pure background, so the photograph's own pixel)
+        corner = torch.round((m.images[:, 0, 0, 0] + 1) * 127.5).long()
+        used = {data.COLOUR_PHOTOS[(int(v) - 1) // 10] for v in corner}
+        assert used == set(names)  # every photograph of this part, and no other
+    again = data.MNISTM(fake_mnist_root, train=True)
+    first = data.MNISTM(fake_mnist_root, train=True)
+    assert torch.equal(again.images, first.images)  # seeded
+    assert not torch.equal(data.MNISTM(fake_mnist_root, train=True, seed=1).images, first.images)
+
+
+def test_to_channels_repeats_grey_and_takes_the_luminance_of_colour():
+    grey = torch.rand(2, 1, 4, 4)
+    assert torch.equal(data.to_channels(grey, 3), grey.expand(-1, 3, -1, -1))
+    assert torch.allclose(data.to_channels(data.to_channels(grey, 3), 1), grey)  # the weights sum to 1
+    colour = torch.rand(2, 3, 4, 4)
+    assert data.to_channels(colour, 3) is colour
+    assert torch.allclose(data.to_channels(colour, 1)[:, 0],
+                          0.2125 * colour[:, 0] + 0.7154 * colour[:, 1] + 0.0721 * colour[:, 2])
+    with pytest.raises(ValueError, match="channels"):
+        data.to_channels(colour, 2)
+    with pytest.raises(ValueError, match="x must be"):
+        data.to_channels(torch.rand(2, 2, 4, 4), 3)

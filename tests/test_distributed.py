@@ -71,6 +71,27 @@ def weights(result) -> dict[str, torch.Tensor]:
             for k, v in net.state_dict().items()}
 
 
+def cycle_nets():
+    return gl.models.build_cyclegan(base_channels=4, g_n_downsampling=1, g_n_blocks=1, d_n_layers=1, seed=0)
+
+
+def cycle_images() -> torch.Tensor:
+    return torch.rand(40, 3, 8, 8, generator=torch.Generator().manual_seed(2)) * 2 - 1
+
+
+def cycle_config() -> gl.train.CycleGANConfig:
+    return gl.train.CycleGANConfig(steps=STEPS, batch_size=BATCH, pool_size=0, lr_g=1e-2, lr_d=1e-2,
+                                   log_every=1, device="cpu", progress=False)
+
+
+def cycle_weights(result) -> dict[str, torch.Tensor]:
+    """What the four networks compute on fixed inputs. Not their weights: a bias before an instance norm has
+    no effect, its true gradient is 0, and Adam turns the rounding noise it gets instead into whole steps."""
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    with torch.no_grad():
+        return {name: net.eval()(x) for name, net in result.nets._asdict().items()}
+
+
 def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
@@ -152,6 +173,13 @@ def _worker(tmp: Path) -> None:
     vae = gl.models.VAE(z_dim=4, img_size=8, base_channels=4)
     gl.train.fit_vae(vae, images(), gl.train.VAEConfig(steps=2, batch_size=8, device="cpu", progress=False))
     out["other_loops"] = torch.cat([p.detach().flatten() for net in (G, D, vae) for p in net.parameters()])
+    # CycleGAN (instance norm, no batch norm; without the replay buffers, which each process keeps for its
+    # own images): 2 processes x 4 images of each domain against one process x 8, the files by rank 0
+    writes.roots, writes.paths, writes.on = [str(tmp / "cycle")], [], True
+    out["cycle"] = cycle_weights(gl.train.fit_cyclegan(cycle_nets(), images(), cycle_images(), cycle_config(),
+                                                       out_dir=tmp / "cycle"))
+    writes.on = False
+    out["cycle_writes"] = writes.paths
 
     # the run skeleton: rank 0 alone shows a bar; a time budget or a NaN on one process stops both
     with gl.train.Run(steps=1, progress=True) as run:
@@ -246,6 +274,15 @@ def test_fit_vae_and_fit_pix2pix_train_the_same_weights_on_every_process(two_pro
     _, (rank0, rank1), _ = two_processes
     assert torch.equal(rank0["other_loops"], rank1["other_loops"])
     assert torch.isfinite(rank0["other_loops"]).all()
+
+
+def test_fit_cyclegan_on_two_processes_trains_the_weights_of_one_process(two_processes):
+    tmp, (rank0, rank1), _ = two_processes
+    one = cycle_weights(gl.train.fit_cyclegan(cycle_nets(), images(), cycle_images(), cycle_config()))
+    assert max_difference(rank0["cycle"], one) < 1e-3  # float rounding, through Adam (measured: 3e-5)
+    assert all(torch.equal(rank0["cycle"][k], v) for k, v in rank1["cycle"].items())
+    assert rank0["cycle_writes"] and not rank1["cycle_writes"]   # rank 0 alone writes the checkpoint
+    assert gl.train.load_cyclegan(tmp / "cycle" / "checkpoint.pt").step == STEPS
 
 
 def test_a_run_resumes_from_distributed_to_one_process_and_back(two_processes):

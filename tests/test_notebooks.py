@@ -35,6 +35,8 @@ SMOKE_PARAMETERS: dict[str, dict] = {
     "05b_image_restoration": dict(steps=3, batch_size=8, base_channels=4, n_train=200, n_test=20, n_tune=10,
                                   check_claims=False,
                                   n_photo_train=64, n_photo_test=16),
+    "05c_unpaired_translation": dict(steps=3, batch_size=4, base_channels=4, d_base_channels=4, seeds=[0],
+                                     n_eval=50, dcgan_steps=3, dcgan_base_channels=4, check_claims=False),
 }
 
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from ..utils import check_seed
 from .classifier import MNISTClassifier
+from .cyclegan import ResnetBlock, ResnetGenerator
 from .dcgan import ConditionalBatchNorm2d, DCGANDiscriminator, DCGANGenerator, stage_plan
 from .pix2pix import PatchGANDiscriminator, UNetGenerator
 from .toy import ToyDiscriminator, ToyGenerator
@@ -41,6 +43,10 @@ __all__ = [
     "ToyDiscriminator",
     "UNetGenerator",
     "PatchGANDiscriminator",
+    "ResnetGenerator",
+    "ResnetBlock",
+    "CycleGANNets",
+    "build_cyclegan",
     "build_dcgan",
     "build_toy",
     "build_pix2pix",
@@ -121,6 +127,44 @@ def build_pix2pix(*, in_channels: int = 1, out_channels: int = 1, base_channels:
     D = PatchGANDiscriminator(in_channels=in_channels, out_channels=out_channels,
                               base_channels=base_channels if d_base_channels is None else d_base_channels, n_layers=d_n_layers)
     return G, D
+
+
+class CycleGANNets(NamedTuple):
+    """CycleGAN's four networks: the generators A -> B and B -> A, and the judges of domains A and B."""
+
+    G_AB: nn.Module
+    G_BA: nn.Module
+    D_A: nn.Module
+    D_B: nn.Module
+
+
+def build_cyclegan(*, channels: int = 3, base_channels: int = 16, g_base_channels: int | None = None,
+                   d_base_channels: int | None = None, g_n_downsampling: int = 2, g_n_blocks: int = 3,
+                   d_n_layers: int = 2, seed: int | None = None) -> CycleGANNets:
+    """Two :class:`ResnetGenerator` and two unconditional, instance-normalised :class:`PatchGANDiscriminator`
+    for CycleGAN (built in the order G_AB, G_BA, D_A, D_B).
+
+    Args:
+        channels: image channels of both domains (a grey domain is repeated into three).
+        base_channels: the first layer's feature maps (all four), unless ``g_`` / ``d_base_channels`` set them.
+        g_n_downsampling, g_n_blocks: the generators' stride-2 levels and residual blocks.
+        d_n_layers: the discriminators' stride-2 layers.
+        seed: as for :func:`build_gan`: the initial weights are a function of it alone.
+    """
+    def build() -> CycleGANNets:
+        g = dict(channels=channels, base_channels=base_channels if g_base_channels is None else g_base_channels,
+                 n_downsampling=g_n_downsampling, n_blocks=g_n_blocks)
+        d = dict(in_channels=0, out_channels=channels, norm="instance", n_layers=d_n_layers,
+                 base_channels=base_channels if d_base_channels is None else d_base_channels)
+        G_AB, G_BA = ResnetGenerator(**g), ResnetGenerator(**g)
+        return CycleGANNets(G_AB, G_BA, PatchGANDiscriminator(**d), PatchGANDiscriminator(**d))
+
+    if seed is None:
+        return build()
+    check_seed("seed", seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
 
 
 # name -> (generator class, discriminator class): what a checkpoint records, and rebuilds from

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..utils import check_image_channels, check_positive_int
+from ..utils import check_choice, check_image_channels, check_nonnegative_int, check_positive_int
 from .dcgan import dcgan_init_
 
 __all__ = ["UNetGenerator", "PatchGANDiscriminator"]
@@ -114,44 +114,63 @@ class PatchGANDiscriminator(nn.Module):
     discriminator's ``(image, label)``). ``n_layers`` stride-2 convolutions are followed by two
     stride-1 ones, as in pix2pix; :attr:`receptive_field` is the side of the patch each logit sees.
 
+    With ``in_channels=0`` the judge is unconditional, ``forward(x)``: CycleGAN's discriminators
+    (``ganlab.models.build_cyclegan``) see an image of their domain and nothing else.
+
     Args:
-        in_channels: channels of the condition (the restorer's input).
+        in_channels: channels of the condition (the restorer's input); 0: no condition.
         out_channels: channels of the image judged (the restorer's output).
         base_channels: feature maps of the first layer; each later one has twice as many (up to 8x).
         n_layers: stride-2 layers (2 gives 5 x 5 logits of 34-pixel patches on 28 x 28 images).
+        norm: ``"batch"`` (pix2pix) or ``"instance"`` (CycleGAN's reference code: each image's feature
+            maps normalised on their own, so a batch of replayed fakes is judged image by image).
     """
 
     def __init__(self, *, in_channels: int = 1, out_channels: int = 1, base_channels: int = 32,
-                 n_layers: int = 2) -> None:
+                 n_layers: int = 2, norm: str = "batch") -> None:
         super().__init__()
-        check_positive_int("in_channels", in_channels)
+        check_nonnegative_int("in_channels", in_channels)
         check_image_channels("out_channels", out_channels)
         check_positive_int("base_channels", base_channels)
         check_positive_int("n_layers", n_layers)
+        check_choice("norm", norm, ("batch", "instance"))
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.base_channels, self.n_layers = base_channels, n_layers
+        self.base_channels, self.n_layers, self.norm = base_channels, n_layers, norm
         self.model_args = dict(in_channels=in_channels, out_channels=out_channels, base_channels=base_channels,
                                n_layers=n_layers)
+        if norm != "batch":  # pix2pix's arguments stay as they were
+            self.model_args["norm"] = norm
+
+        def normalised(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
+            # a 4 x 4 convolution, its normalisation and LeakyReLU; instance norm has no shift, so a bias
+            if norm == "batch":
+                return [nn.Conv2d(c_in, c_out, 4, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                        nn.LeakyReLU(0.2, inplace=True)]
+            return [nn.Conv2d(c_in, c_out, 4, stride=stride, padding=1), nn.InstanceNorm2d(c_out),
+                    nn.LeakyReLU(0.2, inplace=True)]
+
         widths = _widths(base_channels, n_layers)
-        layers: list[nn.Module] = [  # no batch norm on the input layer
+        layers: list[nn.Module] = [  # no normalisation on the input layer
             nn.Conv2d(in_channels + out_channels, widths[0], 4, stride=2, padding=1),  # (B, w_0, H / 2, W / 2)
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for i in range(1, n_layers):  # (B, w_{i-1}, s, s) -> (B, w_i, s / 2, s / 2)
-            layers += [nn.Conv2d(widths[i - 1], widths[i], 4, stride=2, padding=1, bias=False),
-                       nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2, inplace=True)]
+            layers += normalised(widths[i - 1], widths[i], 2)
         # two stride-1 layers: (B, w, s, s) -> (B, w', s - 1, s - 1) -> (B, 1, s - 2, s - 2)
-        layers += [nn.Conv2d(widths[n_layers - 1], widths[n_layers], 4, stride=1, padding=1, bias=False),
-                   nn.BatchNorm2d(widths[n_layers]), nn.LeakyReLU(0.2, inplace=True),
-                   nn.Conv2d(widths[n_layers], 1, 4, stride=1, padding=1)]
+        layers += normalised(widths[n_layers - 1], widths[n_layers], 1)
+        layers += [nn.Conv2d(widths[n_layers], 1, 4, stride=1, padding=1)]
         self.net = nn.Sequential(*layers)
         # each 4 x 4 layer widens the field by 3 x (product of the strides before it)
         self.receptive_field = 1 + 3 * (sum(2 ** i for i in range(n_layers)) + 2 * 2 ** n_layers)
         dcgan_init_(self)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.out_channels:
             raise ValueError(f"x must have shape (B, {self.out_channels}, H, W), got {tuple(x.shape)}")
+        if self.in_channels == 0:
+            if y is not None:
+                raise ValueError("y must be None: this discriminator is unconditional (in_channels=0)")
+            return self.net(x).squeeze(1)  # (B, 1, H', W') -> (B, H', W')
         if y is None or y.dim() != 4 or y.shape[1] != self.in_channels or y.shape[0] != x.shape[0] \
                 or y.shape[2:] != x.shape[2:]:
             raise ValueError(f"y must be the condition, shape ({x.shape[0]}, {self.in_channels}, "

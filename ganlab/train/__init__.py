@@ -16,6 +16,7 @@ Taught in ``book/04_implementation.ipynb`` (GAN training is a two-player minimax
 ``checkpoints.py``  the run's checkpoint; :func:`load_generator`, :func:`load_discriminator`
 ``vae.py``          :func:`fit_vae` (chapter 3)
 ``pix2pix.py``      :func:`fit_pix2pix` (chapter 5b; also ``ganlab.translate``)
+``cyclegan.py``     :func:`fit_cyclegan`, unpaired translation (chapter 5c; also ``ganlab.translate``)
 ``toy.py``          :class:`ToyGame`, the 2-D game stepped by ``ganlab.viz.game_explorer`` (chapter 2)
 ``classifier.py``   :func:`fit_classifier`, the metrics' digit classifier
 ==================  ===========================================================================
@@ -29,6 +30,8 @@ from .gan import ema_decay, fit, lr_scale
 from .levers import (PRECISIONS, SpeedLevers, autocast_context, make_optimizers, resolve_channels_last,
                      resolve_joint_d_batch, resolve_precision, speed_settings)
 from .loop import Run
+from .cyclegan import (CycleGANCheckpoint, CycleGANConfig, CycleGANResult, ImagePool, cyclegan_update,
+                       fit_cyclegan, load_cyclegan, load_cyclegan_generator)
 from .pix2pix import Pix2PixConfig, Pix2PixResult, fit_pix2pix, translation_step
 from .refine import refine_latents
 from .sampling import balanced_labels, sample
@@ -43,5 +46,7 @@ __all__ = [
     "lr_scale",
     "PRECISIONS", "CALLBACK_EVENTS", "CHECKPOINT_NAME", "UNLIMITED_STEPS", "Run", "Batches", "step_generator",
     "optimizer_step", "frozen", "VAEConfig", "VAEResult", "fit_vae", "Pix2PixConfig", "Pix2PixResult",
-    "fit_pix2pix", "translation_step", "ToyGame", "ClassifierConfig", "fit_classifier", "distributed",
+    "fit_pix2pix", "translation_step", "CycleGANCheckpoint", "CycleGANConfig", "CycleGANResult", "ImagePool",
+    "cyclegan_update", "fit_cyclegan", "load_cyclegan", "load_cyclegan_generator", "ToyGame", "ClassifierConfig",
+    "fit_classifier", "distributed",
 ]

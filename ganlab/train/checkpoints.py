@@ -29,7 +29,7 @@ from . import distributed as dist
 from .config import RESUMABLE_CHANGES, TrainConfig
 
 __all__ = ["GANState", "write_gan_checkpoint", "resume_gan", "read_on_main", "load_generator",
-           "load_discriminator", "arg_differences", "config_differences"]
+           "load_discriminator", "arg_differences", "config_differences", "load_weights", "check_same_args"]
 
 
 @dataclass
@@ -57,7 +57,7 @@ def write_gan_checkpoint(path: Path, state: GANState, config: TrainConfig, step:
         history={k: v for k, v in history.items() if k != "seconds"})  # the wall-clock is not the seed's
 
 
-def _load_weights(net: nn.Module, weights: Any, name: str, path: Path) -> None:
+def load_weights(net: nn.Module, weights: Any, name: str, path: Path) -> None:
     """``net.load_state_dict(weights)``; a mismatch (another architecture) is one line naming ``path``."""
     if not isinstance(weights, dict):
         raise CheckpointError(f"{path}: its {name!r} entry is not a state dict")
@@ -84,8 +84,9 @@ def config_differences(saved: dict[str, Any], config: TrainConfig) -> dict[str, 
             if k not in RESUMABLE_CHANGES and saved[k] != v}
 
 
-def _check_same_args(path: Path, saved: dict[str, Any], net: nn.Module, name: str) -> None:
-    # the builder arguments of the checkpoint's networks against those of the networks given to resume
+def check_same_args(path: Path, saved: dict[str, Any], net: nn.Module, name: str) -> None:
+    """The builder arguments of the checkpoint's networks against those of the networks given to resume
+    (``saved["g_args"]`` for ``name="G"``): a difference is a :class:`CheckpointError` naming them."""
     args = getattr(net, "model_args", None)
     saved_args = saved.get(f"{name.lower()}_args")
     if not isinstance(args, dict) or not isinstance(saved_args, dict):
@@ -133,15 +134,15 @@ def resume_gan(path: Path, state: GANState, config: TrainConfig, device: torch.d
         raise CheckpointError(f"resume: the config differs from the checkpoint's in {', '.join(differ)} "
                               f"({', '.join(f'{k}={saved[k]!r}' for k in differ)} in {path})")
     for name, net in (("G", state.G), ("D", state.D)):
-        _check_same_args(path, saved_state, net, name)
+        check_same_args(path, saved_state, net, name)
     step = checkpoint_entry(saved_state, "step", int, path)
     history = checkpoint_entry(saved_state, "history", dict, path)
     for key in ("G", "D", "opt_g", "opt_d", "scaler_g", "scaler_d"):
-        _load_weights(getattr(state, key), checkpoint_entry(saved_state, key, dict, path), key, path)
+        load_weights(getattr(state, key), checkpoint_entry(saved_state, key, dict, path), key, path)
     for key in ("G", "D"):
         check_finite_state(key, saved_state[key], path)
     if state.G_ema is not None:
-        _load_weights(state.G_ema, checkpoint_entry(saved_state, "G_ema", dict, path), "G_ema", path)
+        load_weights(state.G_ema, checkpoint_entry(saved_state, "G_ema", dict, path), "G_ema", path)
     if step < 0 or not all(isinstance(v, list) for v in history.values()):
         raise CheckpointError(f"{path}: its step ({step}) or history is malformed")
     return step, {k: list(v) for k, v in history.items()}
@@ -179,7 +180,7 @@ def load_generator(checkpoint: str | Path, *, ema: bool = True, device: str | to
         weights = {k[len("module."):]: v for k, v in ema_state.items() if k.startswith("module.")}
     else:
         name, weights = "G", checkpoint_entry(state, "G", dict, checkpoint)
-    _load_weights(G, weights, name, Path(checkpoint))
+    load_weights(G, weights, name, Path(checkpoint))
     check_finite_state(name, weights, checkpoint)
     return G.to(device).eval()
 
@@ -190,6 +191,6 @@ def load_discriminator(checkpoint: str | Path, *, device: str | torch.device = "
     state, _, d_cls = _saved_gan(checkpoint)
     D = _build(d_cls, state.get("d_args"), "d_args", checkpoint)
     weights = checkpoint_entry(state, "D", dict, checkpoint)
-    _load_weights(D, weights, "D", Path(checkpoint))
+    load_weights(D, weights, "D", Path(checkpoint))
     check_finite_state("D", weights, checkpoint)
     return D.to(device).eval()
