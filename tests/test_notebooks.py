@@ -27,6 +27,7 @@ SMOKE_PARAMETERS: dict[str, dict] = {
                               batch_size=16, base_channels=16, refine_steps=2,
                               check_claims=False),
     "06_optimization": dict(seeds=[0], stab_steps=6, eval_every=2, stab_base_channels=4, small_data=16,
+                            stab_batch_size=8,
                             n_eval=50, check_claims=False, bench_steps=2, bench_base_channels=8,
                             bench_batch_size=8),
     "08_faq": dict(steps=40, log_every=10, n_samples=200, collapse_steps=20, collapse_seeds=[0],
