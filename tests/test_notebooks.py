@@ -20,7 +20,7 @@ CHAPTERS = sorted(BOOK.glob("[0-9][0-9]*_*.ipynb"))  # 01_..., 05a_...
 # tiny values for each chapter's `parameters` cell: the smoke run checks wiring, not quality
 SMOKE_PARAMETERS: dict[str, dict] = {
     "01_introduction": {},
-    "02_adversarial_game": dict(steps=20, wgan_steps=4, n_seeds=1, n_eval=200, frames=3, optimal_d_steps=20,
+    "02_adversarial_game": dict(steps=20, collapse_steps=24, n_seeds=1, n_eval=200, frames=3, optimal_d_steps=20,
                                 probe_d_steps=10, explorer_steps=10, batch_size=64, check_claims=False),
     "03_gan_vs_vae": dict(max_steps=10, n_eval=100, n_invert=4, invert_steps=5, base_channels=8),
     "04_implementation": dict(steps=12, eval_every=6, n_eval=100, resume_steps=4,
@@ -33,7 +33,7 @@ SMOKE_PARAMETERS: dict[str, dict] = {
     "08_faq": dict(steps=40, log_every=10, n_samples=200, collapse_steps=20, collapse_seeds=[0],
                    check_claims=False, fid_pool=400, fid_sizes=[50, 100, 200]),
     "05a_generation_on_demand": dict(steps=10, eval_every=5, n_eval=100, batch_size=16, base_channels=8,
-                                     extra_layers=1),
+                                     extra_layers=1, check_claims=False),
     "05b_image_restoration": dict(steps=3, batch_size=8, base_channels=4, n_train=200, n_test=20, n_tune=10,
                                   check_claims=False,
                                   n_photo_train=64, n_photo_test=16),
