@@ -31,8 +31,9 @@ from torch import nn
 
 from .models import build_gan
 from .train import TrainConfig
+from .train.pix2pix import Pix2PixConfig
 
-__all__ = ["Recipe", "MNIST", "MNIST_COND", "RECIPES", "SAMPLE_REFINE"]
+__all__ = ["Recipe", "MNIST", "MNIST_COND", "RECIPES", "SAMPLE_REFINE", "RestoreRecipe", "RESTORE"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +104,63 @@ SAMPLE_REFINE = dict(
     steps=10,                    # gradient steps per z (each a forward and backward pass of G and D)
     step_size=0.02,              # small: the prior term keeps z where G was trained
 )
+
+
+@dataclass(frozen=True)
+class RestoreRecipe:
+    """A photo restorer (``python -m ganlab train restore --task TASK``): its networks, data and settings.
+
+    G is a :class:`ganlab.models.RestorationUNet` (``model_args``), D a
+    :class:`ganlab.models.PatchGANDiscriminator` (``d_args``, used only when ``config.adv_weight > 0``);
+    they train on an endless stream of ``patch_size`` crops of ``photos`` at ``scales``
+    (:class:`ganlab.data.PhotoPatches`) degraded by the task's degradation (:data:`ganlab.restore.TASKS`).
+    """
+
+    task: str                           # a name from ganlab.restore.TASKS
+    model_args: dict[str, Any]          # RestorationUNet's arguments, without the channels and upscale
+    config: Pix2PixConfig               # the training settings; steps is `train restore`'s default
+    patch_size: int = 64                # side of a training crop (of the network's input: sr4 crops are 4x)
+    d_args: dict[str, Any] = field(default_factory=lambda: dict(base_channels=32, n_layers=3))
+    scales: tuple[float, ...] = (1.0, 0.75, 0.5)  # the photographs' sizes that crops are cut from
+
+    def build(self, *, seed: int = 0, **overrides: Any) -> tuple[nn.Module, nn.Module]:
+        """A fresh ``(G, D)`` whose initial weights are a function of ``seed`` alone."""
+        import torch
+
+        from .models import PatchGANDiscriminator, RestorationUNet
+        from .restore import TASKS
+
+        task = TASKS[self.task]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            G = RestorationUNet(in_channels=task.in_channels, out_channels=3, upscale=task.upscale,
+                                **{**self.model_args, **overrides})
+            D = PatchGANDiscriminator(in_channels=task.in_channels, out_channels=3, **self.d_args)
+        return G, D
+
+    def data(self, photos: tuple[str, ...] | None = None):
+        """The training stream: crops of the training photographs (the network's targets), degraded."""
+        from .data import RESTORE_TRAIN_PHOTOS, PhotoPatches
+        from .restore import TASKS
+
+        task = TASKS[self.task]
+        return PhotoPatches(photos or RESTORE_TRAIN_PHOTOS, size=self.patch_size * task.upscale,
+                            scales=self.scales, degradation=task.degradation)
+
+    def train_config(self, **overrides: Any) -> Pix2PixConfig:
+        """A copy of ``config`` with ``overrides`` (e.g. ``steps``, ``seed``, ``device``), validated."""
+        return dataclasses.replace(self.config, **overrides)
+
+
+# `python -m ganlab train restore --task TASK`: measured in benchmarks/restoration.py (see the README)
+_RESTORER = dict(base_channels=32, depth=3, blocks=1)
+RESTORE = {
+    "denoise": RestoreRecipe("denoise", _RESTORER, Pix2PixConfig(
+        steps=3_000, batch_size=16, lr_g=1e-3, adv_weight=0.0, precision="auto")),
+    "sr4": RestoreRecipe("sr4", _RESTORER, Pix2PixConfig(
+        steps=3_000, batch_size=16, lr_g=1e-3, adv_weight=0.0, precision="auto"), patch_size=32),
+    "inpaint": RestoreRecipe("inpaint", _RESTORER, Pix2PixConfig(
+        steps=3_000, batch_size=16, lr_g=1e-3, adv_weight=0.0, precision="auto")),
+    "colorize": RestoreRecipe("colorize", _RESTORER, Pix2PixConfig(
+        steps=3_000, batch_size=16, lr_g=1e-3, adv_weight=0.0, precision="auto")),
+}

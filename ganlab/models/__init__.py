@@ -2,7 +2,8 @@
 
 Each registered pair has a builder with keyword-only, typed arguments (torchvision's ``resnet50(*, ...)``
 style), so every option a chapter or the command line passes is in a signature: :func:`build_dcgan`,
-:func:`build_toy` and, for image-to-image models (which take no noise), :func:`build_pix2pix`. A shared
+:func:`build_toy` and, for image-to-image models (which take no noise), :func:`build_pix2pix`; the photo
+restorer :class:`RestorationUNet` is built by ``ganlab.recipes.RESTORE``. A shared
 argument (``img_size``) goes to both networks; a ``g_`` / ``d_`` prefix marks an option of one network
 (``d_spectral_norm``), or overrides a shared one for it (``d_base_channels``).
 
@@ -24,7 +25,7 @@ from torch import nn
 from ..utils import check_seed
 from .classifier import MNISTClassifier
 from .dcgan import ConditionalBatchNorm2d, DCGANDiscriminator, DCGANGenerator, stage_plan
-from .pix2pix import PatchGANDiscriminator, UNetGenerator
+from .pix2pix import PatchGANDiscriminator, RestorationUNet, UNetGenerator
 from .toy import ToyDiscriminator, ToyGenerator
 from .vae import VAE, VAEDecoder, VAEEncoder
 
@@ -41,6 +42,7 @@ __all__ = [
     "ToyDiscriminator",
     "UNetGenerator",
     "PatchGANDiscriminator",
+    "RestorationUNet",
     "build_dcgan",
     "build_toy",
     "build_pix2pix",

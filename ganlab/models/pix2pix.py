@@ -16,17 +16,27 @@ colourise, and trained by :func:`ganlab.translate.fit_pix2pix`.
   candidate output side by side (concatenated channels) and returns a *map* of logits, one per
   overlapping patch, so it judges local texture and leaves the global layout to the L1 loss.
 
+* :class:`RestorationUNet` is the restorer of real photographs (``python -m ganlab train restore``): a
+  U-Net without normalisation whose levels hold residual blocks and whose skips are added, after DRUNet
+  (Zhang et al. 2021, https://arxiv.org/abs/2008.13751). It always predicts a correction of a base image:
+  the input (denoising, inpainting), its bicubic enlargement (super-resolution, computed at the small
+  size and enlarged by a pixel shuffle, Shi et al. 2016, https://arxiv.org/abs/1609.05158), or the grey
+  input in three channels with the correction's luminance removed (colourisation keeps the input's
+  luminance exactly). Fully convolutional: it takes any size divisible by ``2 ** depth``.
+
 Unlike the DCGAN pair there is no noise vector: pix2pix found that a generator learns to ignore it.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..utils import check_image_channels, check_positive_int
+from ..degrade import LUMA_WEIGHTS
+from ..utils import check_image_channels, check_nonnegative_int, check_positive_int
 from .dcgan import dcgan_init_
 
-__all__ = ["UNetGenerator", "PatchGANDiscriminator"]
+__all__ = ["UNetGenerator", "PatchGANDiscriminator", "RestorationUNet"]
 
 
 def _widths(base_channels: int, depth: int) -> list[int]:
@@ -157,3 +167,96 @@ class PatchGANDiscriminator(nn.Module):
             raise ValueError(f"y must be the condition, shape ({x.shape[0]}, {self.in_channels}, "
                              f"{x.shape[2]}, {x.shape[3]}), got {None if y is None else tuple(y.shape)}")
         return self.net(torch.cat([y, x], dim=1)).squeeze(1)  # (B, 1, H', W') -> (B, H', W')
+
+
+class _ResBlock(nn.Module):
+    """``x + conv(relu(conv(x)))``, two 3 x 3 convolutions at width ``w`` (DRUNet's block, no normalisation)."""
+
+    def __init__(self, w: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(w, w, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(w, w, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class RestorationUNet(nn.Module):
+    """Restore images: ``(B, in_channels, H, W)`` -> ``(B, out_channels, upscale * H, upscale * W)`` in [-1, 1].
+
+    The output is ``clamp(base + correction, -1, 1)``; the last layer starts at zero, so an untrained
+    network returns its base: the input's first ``out_channels`` channels, or (grey to colour, ``in_channels
+    == 1`` and ``out_channels == 3``) the grey image in all three channels, and with ``upscale > 1`` the
+    bicubic enlargement of that. For grey to colour the correction's luminance (weights
+    :data:`ganlab.degrade.LUMA_WEIGHTS`, which sum to 1) is subtracted from each of its channels, so the output keeps the
+    input's luminance wherever no channel is clamped.
+
+    Args:
+        in_channels: channels of the input (3 colour, 4 colour + mask, 1 grey).
+        out_channels: 1 or 3.
+        base_channels: feature maps at the first level; each level down doubles them.
+        depth: stride-2 levels; the input sides must be divisible by ``2 ** depth``.
+        blocks: residual blocks at each level, in the encoder and in the decoder (and ``blocks`` at the
+            bottom); 0 leaves a plain encoder-decoder of one convolution per step.
+        upscale: the output is this many times larger (super-resolution); 1 keeps the size.
+    """
+
+    def __init__(self, *, in_channels: int = 3, out_channels: int = 3, base_channels: int = 32, depth: int = 3,
+                 blocks: int = 2, upscale: int = 1) -> None:
+        super().__init__()
+        check_positive_int("in_channels", in_channels)
+        check_image_channels("out_channels", out_channels)
+        check_positive_int("base_channels", base_channels)
+        check_positive_int("depth", depth)
+        check_nonnegative_int("blocks", blocks)
+        check_positive_int("upscale", upscale)
+        if not (in_channels >= out_channels or (in_channels == 1 and out_channels == 3)):
+            raise ValueError(f"in_channels: the output is a correction of the input, so in_channels must be at "
+                             f"least out_channels (or 1 for grey to colour), got {in_channels} -> {out_channels}")
+        self.in_channels, self.out_channels, self.base_channels = in_channels, out_channels, base_channels
+        self.depth, self.blocks, self.upscale = depth, blocks, upscale
+        self.model_args = dict(in_channels=in_channels, out_channels=out_channels, base_channels=base_channels,
+                               depth=depth, blocks=blocks, upscale=upscale)
+        widths = [base_channels * 2 ** i for i in range(depth + 1)]
+        self.head = nn.Conv2d(in_channels, widths[0], 3, padding=1)              # (B, w_0, H, W)
+        self.encoders = nn.ModuleList(nn.Sequential(*(_ResBlock(widths[i]) for _ in range(blocks)))
+                                      for i in range(depth))
+        self.downs = nn.ModuleList(nn.Conv2d(widths[i], widths[i + 1], 2, stride=2)  # (B, w_i+1, s / 2, s / 2)
+                                   for i in range(depth))
+        self.middle = nn.Sequential(*(_ResBlock(widths[depth]) for _ in range(blocks)))
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)  # (B, w_i, 2s, 2s)
+                                 for i in reversed(range(depth)))
+        self.decoders = nn.ModuleList(nn.Sequential(*(_ResBlock(widths[i]) for _ in range(blocks)))
+                                      for i in reversed(range(depth)))
+        self.tail = nn.Conv2d(widths[0], out_channels * upscale ** 2, 3, padding=1)  # pixel-shuffled when upscale > 1
+        nn.init.zeros_(self.tail.weight)  # start at the base image: the correction is zero
+        nn.init.zeros_(self.tail.bias)
+        self.register_buffer("luma", torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1), persistent=False)
+
+    def base(self, x: torch.Tensor) -> torch.Tensor:
+        """What the correction is added to: the input's image channels (grey repeated), enlarged if asked."""
+        b = x[:, :1].expand(-1, 3, -1, -1) if self.in_channels == 1 and self.out_channels == 3 \
+            else x[:, :self.out_channels]
+        if self.upscale > 1:
+            b = F.interpolate(b, scale_factor=self.upscale, mode="bicubic", align_corners=False)
+        return b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = 2 ** self.depth
+        if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[2] % k or x.shape[3] % k:
+            raise ValueError(f"x must have shape (B, {self.in_channels}, H, W) with H and W divisible by "
+                             f"{k}, got {tuple(x.shape)}")
+        h = self.head(x)
+        skips = []
+        for encode, down in zip(self.encoders, self.downs):
+            h = encode(h)
+            skips.append(h)                        # (B, w_i, H / 2^i, W / 2^i)
+            h = down(h)
+        h = self.middle(h)                         # (B, w_depth, H / 2^depth, W / 2^depth)
+        for up, decode in zip(self.ups, self.decoders):
+            h = decode(up(h) + skips.pop())        # skips are added, not concatenated (DRUNet)
+        correction = self.tail(h)                  # (B, out_channels * upscale^2, H, W)
+        if self.upscale > 1:
+            correction = F.pixel_shuffle(correction, self.upscale)  # (B, out_channels, upscale H, upscale W)
+        if self.in_channels == 1 and self.out_channels == 3:
+            correction = correction - (correction * self.luma).sum(dim=1, keepdim=True)  # no luminance change
+        return (self.base(x) + correction).clamp(-1.0, 1.0)
