@@ -409,6 +409,13 @@ class PhotoPatches:
     Each photograph is used at every size of ``scales`` (resized with anti-aliasing, which also smooths
     the noise and compression of the originals); a crop comes from a photograph and size with probability
     proportional to its area, and is flipped and rotated by one of the eight symmetries of the square.
+    A ``recolour`` share of the crops also get their colour channels in a random order and, for half of
+    them, inverted (``x -> -x``): six photographs hold few hues, and a restorer trained on them alone does
+    worse on colours it has not seen (measured on the teal background of scikit-learn's ``flower.jpg``),
+    while one trained on recoloured crops alone loses the colour statistics of real photographs (measured
+    on the cat of ``chelsea``). This is only right for degradations that treat the three channels alike
+    and mid-grey as the centre (noise, clipped or not, bicubic shrinking, masks), not for colourisation,
+    whose input weights the channels.
 
     Args:
         names: photographs (see :func:`photo`); keep the test photographs out.
@@ -416,10 +423,12 @@ class PhotoPatches:
         scales: resize factors in (0, 1] of the photographs that crops are cut from.
         degradation: a :class:`ganlab.degrade.Degradation`, or any callable ``f(x, generator=...)``;
             ``None`` yields the clean crops alone.
+        recolour: the share of crops, in [0, 1], whose channels are permuted and, half the time,
+            inverted (see above).
     """
 
     def __init__(self, names: str | tuple[str, ...] | list[str] = RESTORE_TRAIN_PHOTOS, *, size: int = 64,
-                 scales: tuple[float, ...] = (1.0, 0.75, 0.5), degradation=None) -> None:
+                 scales: tuple[float, ...] = (1.0, 0.75, 0.5), degradation=None, recolour: float = 0.0) -> None:
         names = (names,) if isinstance(names, str) else tuple(names)
         if not names:
             raise ValueError("names: give at least one photograph")
@@ -433,6 +442,7 @@ class PhotoPatches:
         if degradation is not None and not callable(degradation):
             raise TypeError(f"degradation must be callable, got {type(degradation).__name__}")
         self.names, self.size, self.scales, self.degradation = names, size, scales, degradation
+        self.recolour = check_probability("recolour", recolour, open_right=False)
         self.images = []
         for name in names:
             for s in scales:
@@ -464,13 +474,19 @@ class PhotoPatches:
             crop = crop.flip(-1) if k >= 4 else crop
             crops.append(torch.rot90(crop, k % 4, dims=(1, 2)))
         clean = torch.stack(crops).contiguous()                     # (B, 3, size, size)
+        if self.recolour > 0:
+            u = torch.rand(batch_size, 2, generator=g)
+            order = torch.argsort(torch.rand(batch_size, 3, generator=g), dim=1)      # a permutation per crop
+            order = torch.where(u[:, :1] < self.recolour, order, torch.arange(3))     # for a `recolour` share
+            sign = torch.where((u[:, 0] < self.recolour) & (u[:, 1] < 0.5), -1.0, 1.0)  # half of those inverted
+            clean = torch.gather(clean, 1, order[:, :, None, None].expand_as(clean)) * sign[:, None, None, None]
         if self.degradation is None:
             return clean
         return self.degradation(clean, generator=g), clean
 
     def __repr__(self) -> str:
         return (f"PhotoPatches({', '.join(self.names)}; {self.size} x {self.size} crops at scales "
-                f"{self.scales}, degradation={self.degradation!r})")
+                f"{self.scales}, degradation={self.degradation!r}, recolour={self.recolour})")
 
 
 class PairedDataset(TensorDataset):

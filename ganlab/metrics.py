@@ -239,17 +239,32 @@ def photo_features(images: torch.Tensor, net: nn.Module, *, batch_size: int = 25
     return torch.cat([net.features(chunk.to(device).float()).double().cpu() for chunk in images.split(batch_size)])
 
 
-def photo_realism(images: torch.Tensor, reference: torch.Tensor, net: nn.Module | None = None) -> float:
+def _tiles(images: torch.Tensor, tile: int | None) -> torch.Tensor:
+    # (N, C, H, W) -> (N * H // tile * W // tile, C, tile, tile): the whole tiles of each image
+    if tile is None:
+        return images
+    check_positive_int("tile", tile)
+    n, c, h, w = images.shape
+    if tile > min(h, w):
+        raise UsageError(f"tile must be at most the images' side ({min(h, w)}), got {tile}")
+    x = images[..., :h // tile * tile, :w // tile * tile].unfold(2, tile, tile).unfold(3, tile, tile)
+    return x.permute(0, 2, 3, 1, 4, 5).reshape(-1, c, tile, tile)
+
+
+def photo_realism(images: torch.Tensor, reference: torch.Tensor, net: nn.Module | None = None, *,
+                  tile: int | None = None) -> float:
     """Fréchet distance between the :func:`photo_features` of ``images`` and of clean ``reference`` crops.
 
     Both ``(N, 3, H, W)`` in [-1, 1] (``N >= 2`` each; compare distances only at equal ``N`` and crop
-    size, the estimate is biased upwards at small ``N``). ``net`` defaults to :func:`get_photo_features`.
-    Lower is more like the reference: a blurred, noisy or overshooting restoration moves its features'
-    statistics away from those of clean crops, however close each pixel is on average.
+    size, the estimate is biased upwards at small ``N``). ``tile`` scores the ``tile x tile`` pieces of
+    every image instead of whole images (more samples for the covariance). ``net`` defaults to
+    :func:`get_photo_features`. Lower is more like the reference: a blurred, noisy or overshooting
+    restoration moves its features' statistics away from those of clean crops, however close each pixel
+    is on average.
     """
     net = net if net is not None else get_photo_features()
-    mu1, s1 = feature_statistics(photo_features(images, net))
-    mu2, s2 = feature_statistics(photo_features(reference, net))
+    mu1, s1 = feature_statistics(photo_features(_tiles(images, tile), net))
+    mu2, s2 = feature_statistics(photo_features(_tiles(reference, tile), net))
     return frechet_distance(mu1, s1, mu2, s2)
 
 

@@ -38,8 +38,8 @@ from .data import to_signed, to_unit
 from .errors import UsageError, one_line
 from .utils import atomic_write, check_choice, check_nonnegative_int, check_positive_int, device_of
 
-__all__ = ["Task", "TASKS", "network_input", "restore_image", "read_image", "read_mask", "write_image",
-           "MAX_PIXELS", "MIN_SIDE"]
+__all__ = ["Task", "TASKS", "network_input", "restore_image", "save_restorer", "read_image", "read_mask",
+           "write_image", "MAX_PIXELS", "MIN_SIDE"]
 
 MAX_PIXELS = 40_000_000   # the largest image (input or output) `ganlab restore` takes: 40 megapixels
 MIN_SIDE = 8              # and the smallest side
@@ -149,6 +149,26 @@ def restore_image(G: nn.Module, task: str | Task, image: torch.Tensor, mask: tor
         keep = ~torch.as_tensor(mask).bool().cpu()                   # (1, H, W)
         out = torch.where(keep, image.float().cpu(), out)
     return out
+
+
+def save_restorer(run_dir: str | os.PathLike, G: nn.Module, task: str) -> Path:
+    """Write ``G``, a restorer for ``task``, as ``run_dir/checkpoint.pt`` for ``python -m ganlab restore``.
+
+    The checkpoint is the one :func:`ganlab.translate.fit_pix2pix` writes, without the optimisers (so it
+    can be applied, not resumed): for a restorer trained in a notebook.
+    """
+    from .checkpoint import save_checkpoint
+    from .train import CHECKPOINT_NAME
+    from .train.pix2pix import PIX2PIX_GENERATORS
+
+    t = _task(task)
+    if type(G).__name__ not in PIX2PIX_GENERATORS or not isinstance(getattr(G, "model_args", None), dict):
+        raise UsageError(f"G must be one of {', '.join(PIX2PIX_GENERATORS)}, got {type(G).__name__}")
+    if G.model_args.get("in_channels") != t.in_channels:
+        raise UsageError(f"G takes {G.model_args.get('in_channels')} input channels; the {t.name} task gives it "
+                         f"{t.in_channels}")
+    return save_checkpoint(Path(run_dir) / CHECKPOINT_NAME, kind="pix2pix", g_class=type(G).__name__,
+                           g_args=G.model_args, G=G, meta={"task": t.name})
 
 
 # ---- image files: read and checked, one line naming the file when they are not what the task needs

@@ -11,7 +11,8 @@ from ganlab import degrade as dg
 from ganlab.data import OTHER_PHOTOS, RESTORE_TEST_PHOTOS, RESTORE_TRAIN_PHOTOS, PhotoPatches, photo
 from ganlab.errors import UsageError
 from ganlab.metrics import chroma_error, colourfulness, frechet_distance
-from ganlab.models import RestorationUNet
+from ganlab.models import PatchGANDiscriminator, RestorationUNet
+from ganlab.models.pix2pix import pyramid_fill
 from ganlab.restore import TASKS, network_input, read_image, read_mask, restore_image, write_image
 
 
@@ -39,11 +40,40 @@ def test_the_untrained_restorer_returns_its_base_image(task):
     assert y.shape == (2, 3, 16 * t.upscale, 16 * t.upscale)
     if t.in_channels == 1:
         assert torch.equal(y, x.expand(-1, 3, -1, -1))   # grey in three channels
+    elif t.in_channels == 4:                              # image and mask: the holes filled smoothly
+        assert torch.equal(y, pyramid_fill(x[:, :3], x[:, 3:] > 0.5).clamp(-1, 1))
     elif t.upscale == 1:
         assert torch.equal(y, x[:, :3])
     else:
         base = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False).clamp(-1, 1)
         assert torch.allclose(y, base)
+
+
+def test_pyramid_fill_keeps_known_pixels_and_fills_flat_and_smooth_images():
+    flat = torch.full((2, 3, 20, 28), 0.3)
+    hole = torch.zeros(2, 1, 20, 28, dtype=torch.bool)
+    hole[0, :, 4:15, 6:20] = True
+    hole[1, :, :, :27] = True                                      # one known column only
+    image = flat.masked_fill(hole, -1.0)
+    assert torch.allclose(pyramid_fill(image, hole), flat, atol=1e-6)
+    ramp = torch.linspace(-1, 1, 28).expand(1, 3, 20, 28).clone()
+    filled = pyramid_fill(ramp.masked_fill(hole[:1], 0.0), hole[:1])
+    assert torch.equal(filled[~hole[:1].expand_as(filled)], ramp[~hole[:1].expand_as(ramp)])
+    error = (filled - ramp).abs()[hole[:1].expand_as(ramp)]         # a slope is roughly continued
+    assert error.mean() < 0.15 and error.max() < 0.3     # (a harmonic fill would be exact here)
+    assert torch.equal(pyramid_fill(ramp, torch.ones(1, 1, 20, 28)), torch.zeros(1, 3, 20, 28))
+
+
+def test_patchgan_with_spectral_norm_judges_each_image_alone():
+    torch.manual_seed(0)
+    D = PatchGANDiscriminator(in_channels=3, out_channels=3, base_channels=8, n_layers=2, norm="spectral")
+    x, y = images(n=4, size=32), images(n=4, size=32, seed=1)
+    D.eval()                                   # (in training, each call also moves the power iteration)
+    together = D(x, y)
+    alone = torch.cat([D(x[i:i + 1], y[i:i + 1]) for i in range(4)])
+    assert torch.allclose(together, alone, atol=1e-5) and D.batch_independent
+    with pytest.raises(ValueError, match="norm"):
+        PatchGANDiscriminator(norm="instance")
 
 
 def test_colourisation_keeps_the_luminance_exactly():
@@ -241,6 +271,12 @@ def test_photo_realism_is_a_frechet_distance_of_features():
     assert gl.metrics.photo_realism(blurred, clean, net) == pytest.approx(frechet_distance(mu, sigma, mu0, sigma0))
     with pytest.raises(UsageError, match="images"):
         gl.metrics.photo_features(clean[:, :1], net)
+    # tiles: each 32 x 32 crop holds four 16 x 16 tiles, in order
+    tiles = gl.metrics._tiles(clean[:2], 16)
+    assert tiles.shape == (8, 3, 16, 16) and torch.equal(tiles[5], clean[1, :, :16, 16:])
+    assert gl.metrics.photo_realism(blurred, clean, net, tile=16) > 0
+    with pytest.raises(UsageError, match="tile"):
+        gl.metrics.photo_realism(clean, clean, net, tile=33)
 
 
 def test_the_photo_feature_network_is_trained_once_and_cached(tmp_path):

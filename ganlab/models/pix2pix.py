@@ -19,7 +19,8 @@ colourise, and trained by :func:`ganlab.translate.fit_pix2pix`.
 * :class:`RestorationUNet` is the restorer of real photographs (``python -m ganlab train restore``): a
   U-Net without normalisation whose levels hold residual blocks and whose skips are added, after DRUNet
   (Zhang et al. 2021, https://arxiv.org/abs/2008.13751). It always predicts a correction of a base image:
-  the input (denoising, inpainting), its bicubic enlargement (super-resolution, computed at the small
+  the input (denoising; for inpainting with its holes filled smoothly, :func:`pyramid_fill`), its bicubic
+  enlargement (super-resolution, computed at the small
   size and enlarged by a pixel shuffle, Shi et al. 2016, https://arxiv.org/abs/1609.05158), or the grey
   input in three channels with the correction's luminance removed (colourisation keeps the input's
   luminance exactly). Fully convolutional: it takes any size divisible by ``2 ** depth``.
@@ -33,10 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..degrade import LUMA_WEIGHTS
-from ..utils import check_image_channels, check_nonnegative_int, check_positive_int
+from ..utils import check_choice, check_image_channels, check_nonnegative_int, check_positive_int
 from .dcgan import dcgan_init_
 
-__all__ = ["UNetGenerator", "PatchGANDiscriminator", "RestorationUNet"]
+__all__ = ["UNetGenerator", "PatchGANDiscriminator", "RestorationUNet", "pyramid_fill"]
 
 
 def _widths(base_channels: int, depth: int) -> list[int]:
@@ -129,34 +130,47 @@ class PatchGANDiscriminator(nn.Module):
         out_channels: channels of the image judged (the restorer's output).
         base_channels: feature maps of the first layer; each later one has twice as many (up to 8x).
         n_layers: stride-2 layers (2 gives 5 x 5 logits of 34-pixel patches on 28 x 28 images).
+        norm: ``"batch"`` (pix2pix's batch norm) or ``"spectral"`` (spectral norm on every convolution,
+            Miyato et al. 2018, and no batch norm). The loop calls D on a batch of real pairs and then on a
+            batch of restored ones, and batch norm normalises each batch by its own statistics: a
+            difference that every image of a batch shares, such as the missing fine detail of blurry
+            restorations, is normalised away before D can see it. With spectral norm each logit depends
+            on its own image only.
     """
 
     def __init__(self, *, in_channels: int = 1, out_channels: int = 1, base_channels: int = 32,
-                 n_layers: int = 2) -> None:
+                 n_layers: int = 2, norm: str = "batch") -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
         check_image_channels("out_channels", out_channels)
         check_positive_int("base_channels", base_channels)
         check_positive_int("n_layers", n_layers)
+        check_choice("norm", norm, ("batch", "spectral"))
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.base_channels, self.n_layers = base_channels, n_layers
+        self.base_channels, self.n_layers, self.norm = base_channels, n_layers, norm
         self.model_args = dict(in_channels=in_channels, out_channels=out_channels, base_channels=base_channels,
-                               n_layers=n_layers)
+                               n_layers=n_layers, norm=norm)
+        batch = norm == "batch"
+
+        def conv(c_in: int, c_out: int, stride: int, bias: bool) -> list[nn.Module]:
+            c = nn.Conv2d(c_in, c_out, 4, stride=stride, padding=1, bias=bias or not batch)
+            return [c] if batch else [nn.utils.parametrizations.spectral_norm(c)]
+
         widths = _widths(base_channels, n_layers)
         layers: list[nn.Module] = [  # no batch norm on the input layer
-            nn.Conv2d(in_channels + out_channels, widths[0], 4, stride=2, padding=1),  # (B, w_0, H / 2, W / 2)
-            nn.LeakyReLU(0.2, inplace=True),
+            *conv(in_channels + out_channels, widths[0], 2, True), nn.LeakyReLU(0.2, inplace=True),  # (B, w_0, H/2, W/2)
         ]
         for i in range(1, n_layers):  # (B, w_{i-1}, s, s) -> (B, w_i, s / 2, s / 2)
-            layers += [nn.Conv2d(widths[i - 1], widths[i], 4, stride=2, padding=1, bias=False),
-                       nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [*conv(widths[i - 1], widths[i], 2, False), *([nn.BatchNorm2d(widths[i])] if batch else []),
+                       nn.LeakyReLU(0.2, inplace=True)]
         # two stride-1 layers: (B, w, s, s) -> (B, w', s - 1, s - 1) -> (B, 1, s - 2, s - 2)
-        layers += [nn.Conv2d(widths[n_layers - 1], widths[n_layers], 4, stride=1, padding=1, bias=False),
-                   nn.BatchNorm2d(widths[n_layers]), nn.LeakyReLU(0.2, inplace=True),
-                   nn.Conv2d(widths[n_layers], 1, 4, stride=1, padding=1)]
+        layers += [*conv(widths[n_layers - 1], widths[n_layers], 1, False),
+                   *([nn.BatchNorm2d(widths[n_layers])] if batch else []), nn.LeakyReLU(0.2, inplace=True),
+                   *conv(widths[n_layers], 1, 1, True)]
         self.net = nn.Sequential(*layers)
         # each 4 x 4 layer widens the field by 3 x (product of the strides before it)
         self.receptive_field = 1 + 3 * (sum(2 ** i for i in range(n_layers)) + 2 * 2 ** n_layers)
+        self.batch_independent = not batch  # each logit depends on its own image only
         dcgan_init_(self)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -167,6 +181,30 @@ class PatchGANDiscriminator(nn.Module):
             raise ValueError(f"y must be the condition, shape ({x.shape[0]}, {self.in_channels}, "
                              f"{x.shape[2]}, {x.shape[3]}), got {None if y is None else tuple(y.shape)}")
         return self.net(torch.cat([y, x], dim=1)).squeeze(1)  # (B, 1, H', W') -> (B, H', W')
+
+
+def pyramid_fill(image: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+    """Fill the ``missing`` pixels of ``image`` ``(B, C, H, W)`` smoothly from the known ones around them.
+
+    The push-pull pyramid (Gortler et al. 1996, "The Lumigraph"): the known pixels are averaged down a
+    pyramid of halved sizes (each level averages the known pixels under it, weighted by how much of it is
+    known) until no hole is left, then every level's holes are filled from the level below, enlarged
+    bilinearly. Known pixels are returned unchanged. ``missing`` is ``(B, 1, H, W)``, true (or 1) where a
+    pixel is missing; an image with nothing known is filled with 0.
+    """
+    known = 1.0 - missing.to(image.dtype)                       # (B, 1, H, W), 1 where known
+    levels = [(image * known, known)]                           # weighted sums and weights
+    while min(levels[-1][1].shape[-2:]) > 1 and bool((levels[-1][1] == 0).any()):
+        total, weight = levels[-1]
+        levels.append((F.avg_pool2d(total, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)))
+    total, weight = levels.pop()
+    filled = total / weight.clamp_min(1e-8)                     # the coarsest level, holes at 0 if no weight
+    while levels:
+        total, weight = levels.pop()
+        up = F.interpolate(filled, size=total.shape[-2:], mode="bilinear", align_corners=False)
+        # where a level is partly known, its own average; the rest from the level below
+        filled = total / weight.clamp_min(1e-8) * weight.clamp(max=1) + up * (1 - weight.clamp(max=1))
+    return torch.where(missing.bool(), filled, image)
 
 
 class _ResBlock(nn.Module):
@@ -186,7 +224,9 @@ class RestorationUNet(nn.Module):
     The output is ``clamp(base + correction, -1, 1)``; the last layer starts at zero, so an untrained
     network returns its base: the input's first ``out_channels`` channels, or (grey to colour, ``in_channels
     == 1`` and ``out_channels == 3``) the grey image in all three channels, and with ``upscale > 1`` the
-    bicubic enlargement of that. For grey to colour the correction's luminance (weights
+    bicubic enlargement of that. With exactly one channel more than it outputs (``in_channels ==
+    out_channels + 1``), the last input channel is a mask, true (> 0.5) where a pixel is missing, and the
+    base fills those pixels smoothly from their surroundings (:func:`pyramid_fill`). For grey to colour the correction's luminance (weights
     :data:`ganlab.degrade.LUMA_WEIGHTS`, which sum to 1) is subtracted from each of its channels, so the output keeps the
     input's luminance wherever no channel is clamped.
 
@@ -236,6 +276,8 @@ class RestorationUNet(nn.Module):
         """What the correction is added to: the input's image channels (grey repeated), enlarged if asked."""
         b = x[:, :1].expand(-1, 3, -1, -1) if self.in_channels == 1 and self.out_channels == 3 \
             else x[:, :self.out_channels]
+        if self.in_channels == self.out_channels + 1:  # image and mask: start from a smooth fill of the holes
+            b = pyramid_fill(b, x[:, -1:] > 0.5)
         if self.upscale > 1:
             b = F.interpolate(b, scale_factor=self.upscale, mode="bicubic", align_corners=False)
         return b
