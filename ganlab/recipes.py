@@ -120,7 +120,7 @@ class RestoreRecipe:
     model_args: dict[str, Any]          # RestorationUNet's arguments, without the channels and upscale
     config: Pix2PixConfig               # the training settings; steps is `train restore`'s default
     patch_size: int = 64                # side of a training crop (of the network's input: sr4 crops are 4x)
-    d_args: dict[str, Any] = field(default_factory=lambda: dict(base_channels=32, n_layers=3))
+    d_args: dict[str, Any] = field(default_factory=lambda: dict(base_channels=32, n_layers=3, norm="spectral"))
     scales: tuple[float, ...] = (1.0, 0.75, 0.5)  # the photographs' sizes that crops are cut from
 
     def build(self, *, seed: int = 0, **overrides: Any) -> tuple[nn.Module, nn.Module]:

@@ -1,5 +1,7 @@
 """Restoring photographs: the restorer network, the photo stream, the new degradations, whole-image
 restoration in tiles, the image files of `ganlab restore`, the colour and realism measures, BM3D and Lanczos."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -68,9 +70,9 @@ def test_patchgan_with_spectral_norm_judges_each_image_alone():
     torch.manual_seed(0)
     D = PatchGANDiscriminator(in_channels=3, out_channels=3, base_channels=8, n_layers=2, norm="spectral")
     x, y = images(n=4, size=32), images(n=4, size=32, seed=1)
-    D.eval()                                   # (in training, each call also moves the power iteration)
-    together = D(x, y)
-    alone = torch.cat([D(x[i:i + 1], y[i:i + 1]) for i in range(4)])
+    D.train()      # each call moves the power iteration: every call gets a copy of the same D
+    together = copy.deepcopy(D)(x, y)
+    alone = torch.cat([copy.deepcopy(D)(x[i:i + 1], y[i:i + 1]) for i in range(4)])
     assert torch.allclose(together, alone, atol=1e-5) and D.batch_independent
     with pytest.raises(ValueError, match="norm"):
         PatchGANDiscriminator(norm="instance")
