@@ -299,3 +299,34 @@ def test_bm3d_denoises_and_lanczos_enlarges():
     assert big.shape == (1, 3, 32, 32)
     assert torch.allclose(classical.lanczos(torch.full((1, 3, 4, 4), 0.5), factor=2), torch.full((1, 3, 8, 8), 0.5),
                           atol=1e-5)
+
+
+def test_fit_pix2pix_on_a_stream_resumes_exactly(tmp_path):
+    from ganlab.translate import Pix2PixConfig, fit_pix2pix
+
+    stream = PhotoPatches("coffee", size=16, scales=(0.5,), degradation=TASKS["denoise"].degradation)
+    config = Pix2PixConfig(steps=4, batch_size=2, adv_weight=0.1, ema_half_life=8.0, checkpoint_every=1,
+                           progress=False, device="cpu")
+
+    def pair():
+        torch.manual_seed(0)
+        return (RestorationUNet(base_channels=4, depth=1, blocks=1),
+                PatchGANDiscriminator(in_channels=3, out_channels=3, base_channels=4, n_layers=1, norm="spectral"))
+
+    whole = fit_pix2pix(*pair(), stream, config, out_dir=tmp_path / "whole")
+
+    def stop_after_two(state):
+        if state.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_pix2pix(*pair(), stream, config, out_dir=tmp_path / "cut", callbacks={"on_step_end": [stop_after_two]})
+    resumed = fit_pix2pix(*pair(), stream, config, out_dir=tmp_path / "cut", resume=True)
+    assert resumed.step == 4 and len(resumed.history["l1"]) == len(whole.history["l1"])
+    for a, b in ((whole.G, resumed.G), (whole.D, resumed.D), (whole.G_ema, resumed.G_ema)):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    G, meta = gl.translate.load_pix2pix_generator(tmp_path / "cut" / "checkpoint.pt")  # the EMA weights
+    assert all(torch.equal(x, y) for x, y in zip(G.state_dict().values(), whole.G_ema.state_dict().values()))
+    with pytest.raises(gl.CheckpointError, match="differs"):
+        fit_pix2pix(*pair(), stream, Pix2PixConfig(**{**config.to_dict(), "betas": (0.9, 0.999), "steps": 5}),
+                    out_dir=tmp_path / "cut", resume=True)

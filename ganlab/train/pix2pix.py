@@ -31,6 +31,7 @@ there). :func:`load_pix2pix_generator` rebuilds the trained ``G`` from it (``wei
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -42,14 +43,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import TensorDataset
 
 from ..checkpoint import CheckpointError, check_finite_state, checkpoint_entry, load_checkpoint, save_checkpoint
 from ..errors import one_line
 from ..losses import get_loss
-from ..utils import check_nonnegative_int, get_device, remove_stale_temp_files, tune_cpu_allocator
+from ..utils import (check_nonnegative_int, check_positive_float, get_device, remove_stale_temp_files,
+                     tune_cpu_allocator)
 from .batches import Batches, check_training_images
 from .checkpoints import _load_weights, arg_differences
+from .gan import _update_ema
 from .config import (CHECKPOINT_NAME, check_adam_fields, check_run_fields, check_weight, config_to_dict,
                      known_fields)
 from .levers import autocast_context, make_scaler, resolve_precision
@@ -77,6 +81,8 @@ class Pix2PixConfig:
     seed: int = 0                       # seeds the batch order (seed the weights with torch.manual_seed)
     log_every: int = 10                 # steps between history entries
     checkpoint_every: int = 500         # steps between checkpoints (needs out_dir); 0: only at the end
+    ema_half_life: float | None = None  # an EMA of G, half-life in images (ganlab.fit's rule); None: no EMA
+    ema_rampup: float | None = None     # its warm-up, as in TrainConfig; None: none
     max_minutes: float | None = None    # wall-clock budget; None: no limit
     progress: bool = True               # show a tqdm progress bar
 
@@ -86,6 +92,9 @@ class Pix2PixConfig:
         get_loss(self.loss)  # raises a ValueError naming `loss`
         check_weight("adv_weight", self.adv_weight)
         check_nonnegative_int("checkpoint_every", self.checkpoint_every)
+        for name in ("ema_half_life", "ema_rampup"):
+            if getattr(self, name) is not None:
+                check_positive_float(name, getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)
@@ -105,12 +114,18 @@ class Pix2PixResult:
 
     G: nn.Module                        # the trained generator
     D: nn.Module | None                 # the trained discriminator (None for an L1-only run)
+    G_ema: nn.Module | None             # the EMA of G (a plain copy of G's class), or None
     history: dict[str, list[float]]     # logged values, one entry every `log_every` steps
     step: int                           # steps done
     config: Pix2PixConfig
     stopped: str                        # "steps" (finished) or "time" (max_minutes reached)
     seconds: float                      # wall-clock time of the run
     checkpoint: Path | None = None      # the last checkpoint written, if any
+
+    @property
+    def generator(self) -> nn.Module:
+        """The restorer to use: the EMA copy when there is one."""
+        return self.G_ema if self.G_ema is not None else self.G
 
 
 def cosine_lr_scale(step: int, steps: int) -> float:
@@ -194,22 +209,22 @@ def _all_finite(net: nn.Module | None) -> bool:
                               if t.is_floating_point())
 
 
-def _write_checkpoint(run: Run, path: Path, G: nn.Module, D: nn.Module | None, opt_g, opt_d,
-                      config: Pix2PixConfig, meta: dict[str, Any]) -> None:
-    bad = [name for name, net in (("G", G), ("D", D)) if not _all_finite(net)]
+def _write_checkpoint(run: Run, path: Path, G: nn.Module, D: nn.Module | None, G_ema: nn.Module | None, opt_g,
+                      opt_d, config: Pix2PixConfig, meta: dict[str, Any]) -> None:
+    bad = [name for name, net in (("G", G), ("D", D), ("G_ema", G_ema)) if not _all_finite(net)]
     if bad:
         raise run.diverged(f"{' and '.join(bad)} has non-finite weights")
     run.saved(save_checkpoint(
         path, kind="pix2pix", g_class=type(G).__name__, g_args=getattr(G, "model_args", None),
         d_class=type(D).__name__ if D is not None else None,
         d_args=getattr(D, "model_args", None) if D is not None else None,
-        G=G, D=D.state_dict() if D is not None else None, opt_g=opt_g,
-        opt_d=opt_d.state_dict() if opt_d is not None else None, config=config.to_dict(), step=run.step,
-        history={k: v for k, v in run.history.items() if k != "seconds"}, meta=dict(meta)))
+        G=G, D=D.state_dict() if D is not None else None, G_ema=G_ema.state_dict() if G_ema is not None else None,
+        opt_g=opt_g, opt_d=opt_d.state_dict() if opt_d is not None else None, config=config.to_dict(),
+        step=run.step, history={k: v for k, v in run.history.items() if k != "seconds"}, meta=dict(meta)))
 
 
-def _resume(path: Path, G: nn.Module, D: nn.Module | None, opt_g, opt_d, config: Pix2PixConfig,
-            device: torch.device) -> tuple[int, dict[str, list[float]]]:
+def _resume(path: Path, G: nn.Module, D: nn.Module | None, G_ema: nn.Module | None, opt_g, opt_d,
+            config: Pix2PixConfig, device: torch.device) -> tuple[int, dict[str, list[float]]]:
     saved = load_checkpoint(path, map_location=device)
     if saved.get("kind") != "pix2pix":
         raise CheckpointError(f"{path} is not a checkpoint of an image-to-image (pix2pix) run")
@@ -235,6 +250,8 @@ def _resume(path: Path, G: nn.Module, D: nn.Module | None, opt_g, opt_d, config:
     if D is not None:
         _load_weights(D, checkpoint_entry(saved, "D", dict, path), "D", path)
         _load_weights(opt_d, checkpoint_entry(saved, "opt_d", dict, path), "opt_d", path)
+    if G_ema is not None:
+        _load_weights(G_ema, checkpoint_entry(saved, "G_ema", dict, path), "G_ema", path)
     step = checkpoint_entry(saved, "step", int, path)
     history = checkpoint_entry(saved, "history", dict, path)
     if step < 0 or not all(isinstance(v, list) for v in history.values()):
@@ -244,7 +261,8 @@ def _resume(path: Path, G: nn.Module, D: nn.Module | None, opt_g, opt_d, config:
 
 def load_pix2pix_generator(checkpoint: str | Path, *, device: str | torch.device = "cpu"
                            ) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained ``G`` of a checkpoint written by :func:`fit_pix2pix` (in eval mode), and its ``meta``.
+    """The trained ``G`` of a checkpoint written by :func:`fit_pix2pix` (its EMA weights when it kept an
+    EMA; in eval mode), and its ``meta``.
 
     A missing file raises ``FileNotFoundError``; a damaged or foreign one, or one whose weights are not
     finite, a :class:`ganlab.checkpoint.CheckpointError` naming it.
@@ -263,9 +281,13 @@ def load_pix2pix_generator(checkpoint: str | Path, *, device: str | torch.device
         G = cls(**args)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{checkpoint}: its g_args do not build a {cls.__name__} ({one_line(exc)})") from None
-    weights = checkpoint_entry(saved, "G", dict, checkpoint)
-    _load_weights(G, weights, "G", Path(checkpoint))
-    check_finite_state("G", weights, checkpoint)
+    if isinstance(saved.get("G_ema"), dict):
+        name = "G_ema"
+        weights = {k[len("module."):]: v for k, v in saved["G_ema"].items() if k.startswith("module.")}
+    else:
+        name, weights = "G", checkpoint_entry(saved, "G", dict, checkpoint)
+    _load_weights(G, weights, name, Path(checkpoint))
+    check_finite_state(name, weights, checkpoint)
     meta = saved.get("meta") if isinstance(saved.get("meta"), dict) else {}
     return G.to(device).eval(), meta
 
@@ -333,12 +355,15 @@ def fit_pix2pix(G: nn.Module, D: nn.Module | None, data: Any, config: Pix2PixCon
         opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
     scaler_g, scaler_d = make_scaler(device, precision), make_scaler(device, precision)
     d_loss_fn, g_loss_fn = get_loss(config.loss)
+    G_ema = None
+    if config.ema_half_life is not None:  # its decay is set before each update (ganlab.fit's _update_ema)
+        G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.0), use_buffers=True)
     step, history = 0, {}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(out_dir, (CHECKPOINT_NAME,))
         if resume:
-            step, history = _resume(out_dir / CHECKPOINT_NAME, G, D, opt_g, opt_d, config, device)
+            step, history = _resume(out_dir / CHECKPOINT_NAME, G, D, G_ema, opt_g, opt_d, config, device)
 
     # ---- loop
     with Run(steps=config.steps, step=step, history=history, log_every=config.log_every,
@@ -357,11 +382,14 @@ def fit_pix2pix(G: nn.Module, D: nn.Module | None, data: Any, config: Pix2PixCon
             stats = translation_update(G, D, inputs.to(device), targets.to(device), opt_g, opt_d, d_loss_fn,
                                        g_loss_fn, adv_weight=config.adv_weight, autocast=autocast,
                                        scaler_g=scaler_g, scaler_d=scaler_d)
+            if G_ema is not None:
+                _update_ema(G_ema, G, config, run.step)
             run.end_step(stats)
             if out_dir is not None and run.due(config.checkpoint_every):
-                _write_checkpoint(run, out_dir / CHECKPOINT_NAME, G, D, opt_g, opt_d, config, meta or {})
+                _write_checkpoint(run, out_dir / CHECKPOINT_NAME, G, D, G_ema, opt_g, opt_d, config, meta or {})
             run.emit("on_step_end", SimpleNamespace(step=run.step, G=G, D=D, history=run.history))
         if out_dir is not None and run.checkpoint_step != run.step:
-            _write_checkpoint(run, out_dir / CHECKPOINT_NAME, G, D, opt_g, opt_d, config, meta or {})
-    return Pix2PixResult(G=G, D=D, history=run.history, step=run.step, config=config,
-                         stopped=run.stopped, seconds=run.seconds, checkpoint=run.checkpoint)
+            _write_checkpoint(run, out_dir / CHECKPOINT_NAME, G, D, G_ema, opt_g, opt_d, config, meta or {})
+    return Pix2PixResult(G=G, D=D, G_ema=copy.deepcopy(G_ema.module) if G_ema is not None else None,
+                         history=run.history, step=run.step, config=config, stopped=run.stopped,
+                         seconds=run.seconds, checkpoint=run.checkpoint)
