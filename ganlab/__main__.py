@@ -265,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inpaint only: an image of IN's size, white (>= 128) where pixels are missing")
     r.add_argument("--tile", type=_positive_int, default=256,
                    help="side of the tiles the image is restored in (memory grows with its square)")
+    r.add_argument("--no-ensemble", action="store_true",
+                   help="restore the image once, not in its eight flips and rotations averaged (8x faster)")
     r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, auto")
     return parser
 
@@ -779,7 +781,7 @@ def _restore(args, parser) -> int:
                      f"{w * s} x {h * s}, more than the {MAX_PIXELS:,} pixels this command writes")
     mask = read_mask(args.mask, (h, w)) if task == "inpaint" else None
     try:
-        restored = restore_image(G, task, image, mask, tile=args.tile)
+        restored = restore_image(G, task, image, mask, tile=args.tile, ensemble=not args.no_ensemble)
     except Exception as exc:
         if _is_out_of_memory(exc):
             parser.error(f"argument --tile: out of memory restoring tiles of {args.tile} pixels on {device} "

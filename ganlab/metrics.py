@@ -30,8 +30,10 @@ Taught in ``book/04_implementation.ipynb`` ("Measuring quality").
   the features of :class:`ganlab.models.PhotoFeatureNet`, a small CNN that :func:`get_photo_features`
   trains (once, deterministically, then cached) on crops of the training photographs to tell clean crops
   from blurred, enlarged and noisy copies of them. Lower is more like the clean photographs.
-* :func:`colourfulness` (Hasler & Süsstrunk 2003) and :func:`chroma_error` (the distance of the CIELAB
-  a*b* colour coordinates: hue and saturation errors together) score colourisation per image.
+* :func:`colourfulness` (Hasler & Süsstrunk 2003), :func:`chroma_error` (the distance of the CIELAB
+  a*b* colour coordinates: hue and saturation errors together) and :func:`chroma_correlation` (whether
+  the colours vary across the image as the truth's do, which a global tint does not) score
+  colourisation per image.
 * :func:`inception_fid` computes real FID with torchmetrics where the Inception weights can be had
   (for example on Colab); :func:`fid_with_features` runs torchmetrics' implementation on any feature
   extractor, which lets the two implementations be checked against each other offline.
@@ -92,6 +94,7 @@ __all__ = [
     "photo_realism",
     "colourfulness",
     "chroma_error",
+    "chroma_correlation",
 ]
 
 _CLASSIFIER_FORMAT = 1  # bump when the training recipe changes, so old caches are not reused
@@ -674,14 +677,38 @@ def chroma_error(pred: Any, target: Any, *, value_range: tuple[float, float] = (
     mean chroma; a wrong hue, or a global tint, scores more than the grey image where the target's
     colours differ from it. Colour images ``(N, 3, H, W)``; scikit-image's ``rgb2lab`` (D65).
     """
-    from skimage.color import rgb2lab
-
     p, t = _unit_pair(pred, target, value_range)
     if p.shape[1] != 3:
         raise ValueError(f"pred and target must have 3 channels, got {p.shape[1]}")
-    ab_p = torch.from_numpy(rgb2lab(p.permute(0, 2, 3, 1).numpy(), channel_axis=-1)[..., 1:])
-    ab_t = torch.from_numpy(rgb2lab(t.permute(0, 2, 3, 1).numpy(), channel_axis=-1)[..., 1:])
-    return _reduce((ab_p - ab_t).norm(dim=-1).flatten(1).mean(dim=1), reduction)
+    return _reduce((_ab(p) - _ab(t)).norm(dim=-1).mean(dim=1), reduction)
+
+
+def _ab(images: torch.Tensor) -> torch.Tensor:
+    # (N, 3, H, W) on [0, 1] -> the CIELAB a*b* coordinates (N, H * W, 2), scikit-image's rgb2lab (D65)
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(images.permute(0, 2, 3, 1).numpy(), channel_axis=-1)
+    return torch.from_numpy(lab[..., 1:]).flatten(1, 2)
+
+
+def chroma_correlation(pred: Any, target: Any, *, value_range: tuple[float, float] = (-1.0, 1.0),
+                       reduction: str = "mean") -> float | torch.Tensor:
+    """How far the colours of ``pred`` vary as those of ``target`` do, per image: the correlation of their
+    CIELAB a*b* vectors over the pixels, ``Σ (p - p̄)·(t - t̄) / sqrt(Σ |p - p̄|² Σ |t - t̄|²)``.
+
+    1 when each pixel's colour departs from the image's mean colour the way the truth's does; 0 for a
+    grey image and for a global tint, whose colour does not vary; negative for colours that vary the
+    wrong way. Colour images ``(N, 3, H, W)``.
+    """
+    p, t = _unit_pair(pred, target, value_range)
+    if p.shape[1] != 3:
+        raise ValueError(f"pred and target must have 3 channels, got {p.shape[1]}")
+    dp, dt = (ab - ab.mean(dim=1, keepdim=True) for ab in (_ab(p), _ab(t)))
+    num = (dp * dt).sum(dim=(1, 2))
+    den = (dp.pow(2).sum(dim=(1, 2)) * dt.pow(2).sum(dim=(1, 2))).sqrt()
+    # colours that vary by less than 0.01 a*b* units (rounding in a grey image) do not vary
+    flat = (dp.pow(2).mean(dim=(1, 2)) < 1e-4) | (dt.pow(2).mean(dim=(1, 2)) < 1e-4)
+    return _reduce(torch.where(flat, torch.zeros_like(num), num / den.clamp_min(1e-12)), reduction)
 
 
 METRICS.update(psnr=psnr, ssim=ssim, laplacian_variance=laplacian_variance)

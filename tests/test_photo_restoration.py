@@ -330,3 +330,26 @@ def test_fit_pix2pix_on_a_stream_resumes_exactly(tmp_path):
     with pytest.raises(gl.CheckpointError, match="differs"):
         fit_pix2pix(*pair(), stream, Pix2PixConfig(**{**config.to_dict(), "betas": (0.9, 0.999), "steps": 5}),
                     out_dir=tmp_path / "cut", resume=True)
+
+
+def test_chroma_correlation_tells_varied_colours_from_a_tint():
+    colour = images(size=16, seed=3)
+    assert gl.metrics.chroma_correlation(colour, colour) == pytest.approx(1.0, abs=1e-6)
+    grey = classical.grey_as_colour(dg.Greyscale()(colour))
+    tinted = grey.clone()
+    tinted[:, 0] += 0.2                                             # one colour cast everywhere
+    assert gl.metrics.chroma_correlation(grey, colour) == pytest.approx(0.0, abs=1e-6)
+    assert abs(gl.metrics.chroma_correlation(tinted.clamp(-1, 1), colour)) < 0.2
+    assert gl.metrics.chroma_correlation(-colour, colour) < -0.5   # inverted colours vary the wrong way
+
+
+def test_the_self_ensemble_averages_the_eight_orientations():
+    G = trained_a_little(RestorationUNet(base_channels=4, depth=1, blocks=1))
+    image = images(n=1, size=12)[0, :, :, :10]
+    out = restore_image(G, "denoise", image, tile=16, ensemble=True)
+    turned = [torch.rot90(image.flip(-1) if k >= 4 else image, k % 4, dims=(1, 2)) for k in range(8)]
+    back = [torch.rot90(restore_image(G, "denoise", x, tile=16), -(k % 4), dims=(1, 2))
+            for k, x in enumerate(turned)]
+    expected = torch.stack([b.flip(-1) if k >= 4 else b for k, b in enumerate(back)]).mean(0)
+    assert out.shape == image.shape and torch.allclose(out, expected, atol=1e-6)
+    assert not torch.allclose(out, restore_image(G, "denoise", image, tile=16), atol=1e-4)
