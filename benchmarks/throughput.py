@@ -10,10 +10,12 @@ The logic lives in ``ganlab.bench``; chapter 6 runs it too.
     python benchmarks/throughput.py --compile           # adds torch.compile (minutes of compilation)
     python benchmarks/throughput.py --device cuda --batch-size 256 --steps 100
     python benchmarks/throughput.py --base-channels 32 --residual --batch-size 32   # the CLI's MNIST model
+    python benchmarks/throughput.py --json rows.json    # also writes the rows (gpu_check.py reads them)
 """
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 
 import torch
@@ -35,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--img-size", type=int, default=28)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="add a torch.compile row")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--in-process", action="store_true",
+                        help="time every row in this process (quicker, for checks; rows share process state)")
     args = parser.parse_args(argv)
     for name in ("steps", "repeats", "batch_size", "z_dim", "base_channels", "img_size"):
         if getattr(args, name) <= 0:
@@ -52,12 +57,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, device {device} ({name}), threads {torch.get_num_threads()}, "
           f"DCGAN {model_args}, batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats")
     rows = throughput(model_args=model_args, batch_size=args.batch_size, steps=args.steps,
-                      repeats=args.repeats, device=device, compile=args.compile)
+                      repeats=args.repeats, device=device, compile=args.compile, in_process=args.in_process)
     print(format_rows(rows))
     default = next(r for r in rows if r["name"] == "ganlab defaults for this device")
     print(f"ratio ganlab / reference: {default['ratio']:.2f}   "
           f"ganlab's share of the fp32 matmul rate: {100 * default['peak_share']:.0f}%"
           if default["peak_share"] is not None else f"ratio ganlab / reference: {default['ratio']:.2f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"device": str(device), "device_name": name, "model_args": model_args,
+                       "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeats,
+                       "rows": rows}, fh, indent=1)
 
 
 if __name__ == "__main__":

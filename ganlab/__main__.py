@@ -8,6 +8,11 @@ Examples::
     python -m ganlab evaluate runs/dcgan --n 2000
     python -m ganlab train cdcgan --data mnist --out runs/cdcgan             # digits on demand
     python -m ganlab sample runs/cdcgan --n 100 --label 7 --out sevens.npy
+    torchrun --standalone --nproc_per_node=4 -m ganlab train dcgan --batch-size 256 --out runs/ddp  # 4 GPUs
+
+Under ``torchrun`` ``train`` trains with DistributedDataParallel (``ganlab.train.distributed``):
+``--batch-size`` is the global batch, rank 0 alone checks and writes ``--out`` and prints, and the
+checkpoint is the one a single process writes (README, "Scaling out").
 
 ``train`` trains a recipe of :data:`ganlab.recipes.RECIPES` (``dcgan``: :data:`~ganlab.recipes.MNIST`;
 ``cdcgan``: :data:`~ganlab.recipes.MNIST_COND`, class-conditional) for ``--steps`` generator updates,
@@ -64,11 +69,20 @@ def _flag(field: str) -> str:
     return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
+def _is_main_process() -> bool:
+    """Not a process other than rank 0 under torchrun (read from its environment: no torch import)."""
+    return os.environ.get("RANK", "0").strip() in ("", "0")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line (``ganlab: error: argument --n: ...``) and exit status 2."""
+    """argparse, but an error is one line (``ganlab: error: argument --n: ...``) and exit status 2.
+
+    Under torchrun every process meets the same error and exits with 2; rank 0 alone prints it.
+    """
 
     def error(self, message: str):  # noqa: D401
-        sys.stderr.write(f"ganlab: error: {one_line(message)}\n")
+        if _is_main_process():
+            sys.stderr.write(f"ganlab: error: {one_line(message)}\n")
         raise SystemExit(2)
 
 
@@ -124,7 +138,8 @@ def _add_gan_train_flags(t: argparse.ArgumentParser) -> None:
                                                                  "else the user cache)")
     t.add_argument("--download", action="store_true", help="download MNIST with torchvision if missing")
     arch, cfg = MNIST_RECIPE.model_args, MNIST_RECIPE.config  # ganlab.recipes.MNIST
-    t.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size)
+    t.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size,
+                   help="images per step; under torchrun the global batch, split among the processes")
     t.add_argument("--z-dim", type=_positive_int, default=arch["z_dim"])
     t.add_argument("--base-channels", type=_positive_int, default=arch["base_channels"])
     t.add_argument("--extra-layers", type=_layers, default=arch["extra_layers"],
@@ -365,6 +380,28 @@ def _draw_checked(G, D, args, parser, path: Path) -> tuple["torch.Tensor", "torc
     return images, labels
 
 
+def _join_processes(args, parser, batch_size: int | None = None) -> "torch.device":
+    """``--device``; under torchrun (``WORLD_SIZE`` > 1) the process group joined (NCCL on CUDA, gloo on the
+    CPU) and this process's own device, with the global batch (``batch_size``, else ``--batch-size``)
+    checked to split evenly among the processes."""
+    from .train import distributed
+
+    batch_size = args.batch_size if batch_size is None else batch_size
+
+    device = _device(args, parser)
+    if not distributed.launched():
+        return device
+    try:
+        device = distributed.init(args.device)
+    except UsageError as exc:
+        parser.error(f"argument --device: {one_line(exc)}")
+    world = distributed.world_size()
+    if batch_size % world:
+        parser.error(f"argument --batch-size: the global batch ({batch_size}) must split evenly among "
+                     f"the {world} processes torchrun started: pass a multiple of {world}")
+    return device
+
+
 def _check_train_out(args, parser) -> Path:
     """``--out`` against ``--resume`` and ``--overwrite`` (never replace a run unasked); its checkpoint."""
     from .train import CHECKPOINT_NAME
@@ -525,7 +562,7 @@ def _train(args, parser) -> int:
     from .data import MNIST
     from .errors import DataError
     from .models import build_gan
-    from .train import fit, speed_settings
+    from .train import distributed, fit, speed_settings
     from .utils import seed_everything
 
     # ---- every check before anything is built, loaded or written
@@ -534,8 +571,9 @@ def _train(args, parser) -> int:
     if not math.isfinite(args.ema_rampup) or args.ema_rampup < 0:
         parser.error(f"argument --ema-rampup: must be >= 0, got {args.ema_rampup}")
     recipe = RECIPES[args.model]  # its networks and settings; the flags override the values they name
-    checkpoint = _check_train_out(args, parser)
-    device = _device(args, parser)
+    device = _join_processes(args, parser)  # under torchrun: the process group joined, this process's device
+    # rank 0 alone looks at and writes --out (another node may not see it); every process gets the verdict
+    checkpoint = distributed.from_main(lambda: _check_train_out(args, parser))
     try:
         config = recipe.train_config(
             steps=args.steps, batch_size=args.batch_size,
@@ -571,15 +609,18 @@ def _train(args, parser) -> int:
                          f"({one_line(exc)[:120]})")
         raise
     if args.resume:
-        _check_resume(checkpoint, G, D, config, args, parser)
-    _prepare_out(args, parser, params)
+        distributed.from_main(lambda: _check_resume(checkpoint, G, D, config, args, parser))
+    distributed.from_main(lambda: _prepare_out(args, parser, params))
 
     # ---- the run
     start = time.perf_counter()
     result = _fit_or_exit(lambda: fit(G, D, data, config, out_dir=args.out, resume=args.resume), args, parser,
                           device, config.batch_size)
-    print(f"trained {result.step} steps ({result.step * config.batch_size:,} images) in "
-          f"{time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: {result.checkpoint}")
+    if distributed.is_main():
+        processes = f"; {distributed.world_size()} processes" if distributed.active() else ""
+        print(f"trained {result.step} steps ({result.step * config.batch_size:,} images) in "
+              f"{time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: "
+              f"{result.checkpoint}{processes}")
     return 0
 
 
@@ -720,12 +761,13 @@ def _check_restore_resume(checkpoint: Path, args, parser) -> None:
 
 def _train_restore(args, parser) -> int:
     from .recipes import RESTORE
-    from .train import CHECKPOINT_NAME
+    from .train import CHECKPOINT_NAME, distributed
     from .train.pix2pix import fit_pix2pix
 
     recipe = RESTORE[args.task]
-    checkpoint = _check_train_out(args, parser)
-    device = _device(args, parser)
+    # under torchrun: the process group joined, this process's device; rank 0 alone looks at and writes --out
+    device = _join_processes(args, parser, args.batch_size or recipe.config.batch_size)
+    checkpoint = distributed.from_main(lambda: _check_train_out(args, parser))
     given = dict(steps=args.steps, batch_size=args.batch_size, lr_g=args.lr, adv_weight=args.adv_weight)
     try:
         config = recipe.train_config(
@@ -736,17 +778,20 @@ def _train_restore(args, parser) -> int:
         field = str(exc).split()[0].rstrip(":")
         parser.error(f"argument {_RESTORE_FLAGS.get(field, '--' + field.replace('_', '-'))}: {exc}")
     if args.resume:
-        _check_restore_resume(checkpoint, args, parser)
+        distributed.from_main(lambda: _check_restore_resume(checkpoint, args, parser))
     G, D = recipe.build(seed=args.seed, **({"base_channels": args.base_channels} if args.base_channels else {}))
-    _prepare_out(args, parser, sum(p.numel() for net in (G, D) for p in net.parameters()))
+    params = sum(p.numel() for net in (G, D) for p in net.parameters())
+    distributed.from_main(lambda: _prepare_out(args, parser, params))
     data = recipe.data()
     start = time.perf_counter()
     result = _fit_or_exit(lambda: fit_pix2pix(G, D if config.adv_weight > 0 else None, data, config,
                                               out_dir=args.out, resume=args.resume, meta={"task": args.task}),
                           args, parser, device, config.batch_size)
-    print(f"trained a {args.task} restorer for {result.step} steps ({result.step * config.batch_size:,} crops) "
-          f"in {time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: "
-          f"{args.out / CHECKPOINT_NAME}")
+    if distributed.is_main():
+        processes = f"; {distributed.world_size()} processes" if distributed.active() else ""
+        print(f"trained a {args.task} restorer for {result.step} steps ({result.step * config.batch_size:,} "
+              f"crops) in {time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: "
+              f"{args.out / CHECKPOINT_NAME}{processes}")
     return 0
 
 
@@ -808,6 +853,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         parser.error(f"cannot write {exc.filename}: {exc.strerror or exc}" if exc.errno in _WRITE_ERRNOS
                      else f"{exc.filename}: {exc.strerror or exc}")
+    finally:
+        if "ganlab.train.distributed" in sys.modules:  # `train` under torchrun: leave the process group
+            sys.modules["ganlab.train.distributed"].teardown()
 
 
 # the errors of a write that the disk or its permissions refused

@@ -41,8 +41,14 @@ def save_checkpoint(path: str | os.PathLike, **state: Any) -> Path:
 
     ``nn.Module`` and optimizer values are replaced by their ``state_dict()``; a crash mid-write leaves any
     previous file at ``path`` untouched. Equal contents give byte-identical files. A full disk or a
-    read-only folder raises an ``OSError`` whose ``filename`` is ``path``.
+    read-only folder raises an ``OSError`` whose ``filename`` is ``path``. Among processes that train
+    together (``torchrun``, ``ganlab.train.distributed``) only rank 0 writes: the others hold the same
+    state, and return ``path`` without touching the disk.
     """
+    from .train.distributed import is_main  # here: ganlab.train imports this module
+
+    if not is_main():
+        return Path(path)
     payload: dict[str, Any] = {"format": FORMAT, "version": __version__}
     for key, value in state.items():
         payload[key] = value.state_dict() if hasattr(value, "state_dict") else value

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import degrade as dg
+from .degrade import BicubicDownsample, BoxMask, Degradation, GaussianNoise, Greyscale
 from .data import to_signed, to_unit
 from .errors import UsageError, one_line
 from .utils import atomic_write, check_choice, check_nonnegative_int, check_positive_int, device_of
@@ -52,19 +52,19 @@ class Task:
     name: str
     in_channels: int                    # 3 colour, 4 colour + mask, 1 luminance
     upscale: int                        # output side / input side
-    degradation: dg.Degradation         # applied to clean crops (B, 3, H, W) in [-1, 1]
+    degradation: Degradation         # applied to clean crops (B, 3, H, W) in [-1, 1]
     colour_input: bool                  # the input file must be a colour image (else any image)
     description: str
 
 
 TASKS: dict[str, Task] = {
-    "denoise": Task("denoise", 3, 1, dg.GaussianNoise(sigma=25 / 255, quantize=True), True,
+    "denoise": Task("denoise", 3, 1, GaussianNoise(sigma=25 / 255, quantize=True), True,
                     "remove Gaussian noise of sigma 25/255 from a colour photograph"),
-    "sr4": Task("sr4", 3, 4, dg.BicubicDownsample(factor=4, quantize=True), True,
+    "sr4": Task("sr4", 3, 4, BicubicDownsample(factor=4, quantize=True), True,
                 "enlarge a colour photograph 4 times (undo anti-aliased bicubic shrinking)"),
-    "inpaint": Task("inpaint", 4, 1, dg.BoxMask(size=8, max_size=48, count=3, fill=0.0), True,
+    "inpaint": Task("inpaint", 4, 1, BoxMask(size=8, max_size=48, count=3, fill=0.0), True,
                     "fill the pixels a mask marks as missing"),
-    "colorize": Task("colorize", 1, 1, dg.Greyscale(), False,
+    "colorize": Task("colorize", 1, 1, Greyscale(), False,
                      "add colour to the luminance of any image"),
 }
 
@@ -87,7 +87,7 @@ def network_input(task: str | Task, image: torch.Tensor, mask: torch.Tensor | No
     if t.colour_input and image.shape[1] != 3:
         raise UsageError(f"image: the {t.name} task needs a colour image (3 channels), got 1")
     if t.name == "colorize":
-        return image if image.shape[1] == 1 else dg.Greyscale()(image)
+        return image if image.shape[1] == 1 else Greyscale()(image)
     if t.name != "inpaint":
         return image
     if mask is None:
@@ -97,7 +97,7 @@ def network_input(task: str | Task, image: torch.Tensor, mask: torch.Tensor | No
         raise UsageError(f"mask must have shape ({image.shape[0]}, 1, {image.shape[2]}, {image.shape[3]}), "
                          f"got {tuple(mask.shape)}")
     mask = mask.bool()
-    return torch.cat([image.masked_fill(mask, 0.0), mask.to(image.dtype)], dim=1)  # as dg.BoxMask makes it
+    return torch.cat([image.masked_fill(mask, 0.0), mask.to(image.dtype)], dim=1)  # as BoxMask makes it
 
 
 def _multiple(G: nn.Module) -> int:

@@ -10,6 +10,7 @@ Taught in ``book/04_implementation.ipynb`` (GAN training is a two-player minimax
 ``config.py``       :class:`TrainConfig` and :class:`TrainResult`
 ``levers.py``       the speed levers (:class:`SpeedLevers`, :func:`speed_settings`), in one group
 ``batches.py``      the data order: batches and noise as functions of ``(seed, step)``
+``distributed.py``  DistributedDataParallel under ``torchrun``: the process group, DDP wrapping, rank 0
 ``sampling.py``     :func:`sample`, :func:`balanced_labels`
 ``refine.py``       :func:`refine_latents` (discriminator-driven latent refinement)
 ``checkpoints.py``  the run's checkpoint; :func:`load_generator`, :func:`load_discriminator`
@@ -19,6 +20,7 @@ Taught in ``book/04_implementation.ipynb`` (GAN training is a two-player minimax
 ``classifier.py``   :func:`fit_classifier`, the metrics' digit classifier
 ==================  ===========================================================================
 """
+from . import distributed
 from .batches import Batches, step_generator
 from .checkpoints import load_discriminator, load_generator
 from .classifier import ClassifierConfig, fit_classifier
@@ -41,5 +43,5 @@ __all__ = [
     "lr_scale",
     "PRECISIONS", "CALLBACK_EVENTS", "CHECKPOINT_NAME", "UNLIMITED_STEPS", "Run", "Batches", "step_generator",
     "optimizer_step", "frozen", "VAEConfig", "VAEResult", "fit_vae", "Pix2PixConfig", "Pix2PixResult",
-    "fit_pix2pix", "translation_step", "ToyGame", "ClassifierConfig", "fit_classifier",
+    "fit_pix2pix", "translation_step", "ToyGame", "ClassifierConfig", "fit_classifier", "distributed",
 ]

@@ -25,10 +25,12 @@ from ..checkpoint import (CheckpointError, check_finite_state, checkpoint_entry,
 from ..errors import one_line
 from ..models import GAN_REGISTRY
 from ..utils import get_device
+from . import distributed as dist
 from .config import RESUMABLE_CHANGES, TrainConfig
 
-__all__ = ["GANState", "write_gan_checkpoint", "resume_gan", "load_generator", "load_discriminator",
-           "arg_differences", "config_differences"]
+__all__ = ["GANState", "write_gan_checkpoint", "resume_gan", "read_on_main", "load_generator",
+           "load_discriminator", "arg_differences", "config_differences",
+           "load_weights"]
 
 
 @dataclass
@@ -56,7 +58,7 @@ def write_gan_checkpoint(path: Path, state: GANState, config: TrainConfig, step:
         history={k: v for k, v in history.items() if k != "seconds"})  # the wall-clock is not the seed's
 
 
-def _load_weights(net: nn.Module, weights: Any, name: str, path: Path) -> None:
+def load_weights(net: nn.Module, weights: Any, name: str, path: Path) -> None:
     """``net.load_state_dict(weights)``; a mismatch (another architecture) is one line naming ``path``."""
     if not isinstance(weights, dict):
         raise CheckpointError(f"{path}: its {name!r} entry is not a state dict")
@@ -95,15 +97,32 @@ def _check_same_args(path: Path, saved: dict[str, Any], net: nn.Module, name: st
                               f"build the networks as the checkpoint's to resume it")
 
 
-def resume_gan(path: Path, state: GANState, config: TrainConfig,
-               device: torch.device) -> tuple[int, dict[str, list[float]]]:
+def read_on_main(path: Path, device: torch.device, *, missing_ok: bool = False) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` (``None`` when it is missing and ``missing_ok``), read by rank 0 alone and
+    handed to every process (so only rank 0's node needs the file); one process reads it onto ``device``.
+    """
+    def read() -> dict[str, Any] | None:
+        if missing_ok and not path.exists():
+            return None
+        # to the others by pickle: on the CPU, else each would get tensors on rank 0's GPU
+        return load_checkpoint(path, map_location="cpu" if dist.active() else device)
+
+    return dist.from_main(read)
+
+
+def resume_gan(path: Path, state: GANState, config: TrainConfig, device: torch.device, *,
+               missing_ok: bool = False) -> tuple[int, dict[str, list[float]]]:
     """Load the checkpoint at ``path`` into ``state``; returns its ``(step, history)``.
 
     ``config`` must match the checkpoint's except for the fields in ``RESUMABLE_CHANGES`` (budgets,
     logging, device and the speed levers that leave the result unchanged), and the networks must be built
     with the checkpoint's arguments; otherwise, or for a damaged file, a :class:`CheckpointError` names it.
+    ``missing_ok``: no file at ``path`` is a fresh start, ``(0, {})``. Under torchrun rank 0 reads the file
+    and every process loads what it read; the number of processes may differ from the run that wrote it.
     """
-    saved_state = load_checkpoint(path, map_location=device)
+    saved_state = read_on_main(path, device, missing_ok=missing_ok)
+    if saved_state is None:
+        return 0, {}
     try:
         saved = TrainConfig.from_dict(checkpoint_entry(saved_state, "config", dict, path)).to_dict()
     except CheckpointError:
@@ -119,11 +138,11 @@ def resume_gan(path: Path, state: GANState, config: TrainConfig,
     step = checkpoint_entry(saved_state, "step", int, path)
     history = checkpoint_entry(saved_state, "history", dict, path)
     for key in ("G", "D", "opt_g", "opt_d", "scaler_g", "scaler_d"):
-        _load_weights(getattr(state, key), checkpoint_entry(saved_state, key, dict, path), key, path)
+        load_weights(getattr(state, key), checkpoint_entry(saved_state, key, dict, path), key, path)
     for key in ("G", "D"):
         check_finite_state(key, saved_state[key], path)
     if state.G_ema is not None:
-        _load_weights(state.G_ema, checkpoint_entry(saved_state, "G_ema", dict, path), "G_ema", path)
+        load_weights(state.G_ema, checkpoint_entry(saved_state, "G_ema", dict, path), "G_ema", path)
     if step < 0 or not all(isinstance(v, list) for v in history.values()):
         raise CheckpointError(f"{path}: its step ({step}) or history is malformed")
     return step, {k: list(v) for k, v in history.items()}
@@ -161,7 +180,7 @@ def load_generator(checkpoint: str | Path, *, ema: bool = True, device: str | to
         weights = {k[len("module."):]: v for k, v in ema_state.items() if k.startswith("module.")}
     else:
         name, weights = "G", checkpoint_entry(state, "G", dict, checkpoint)
-    _load_weights(G, weights, name, Path(checkpoint))
+    load_weights(G, weights, name, Path(checkpoint))
     check_finite_state(name, weights, checkpoint)
     return G.to(device).eval()
 
@@ -172,6 +191,6 @@ def load_discriminator(checkpoint: str | Path, *, device: str | torch.device = "
     state, _, d_cls = _saved_gan(checkpoint)
     D = _build(d_cls, state.get("d_args"), "d_args", checkpoint)
     weights = checkpoint_entry(state, "D", dict, checkpoint)
-    _load_weights(D, weights, "D", Path(checkpoint))
+    load_weights(D, weights, "D", Path(checkpoint))
     check_finite_state("D", weights, checkpoint)
     return D.to(device).eval()

@@ -95,7 +95,8 @@ class TrainConfig(SpeedLevers):
     """
 
     steps: int = 2_000                  # generator updates in the whole run (a resume continues up to it)
-    batch_size: int = 64                # real images per discriminator step
+    batch_size: int = 64                # real images per discriminator step (under torchrun: of all the
+                                        # processes together, each taking its share)
     lr_g: float = 2e-4                  # Adam learning rate of G
     lr_d: float = 2e-4                  # Adam learning rate of D
     lr_decay_start: float | None = None  # share of `steps` after which lr_g and lr_d fall linearly towards 0

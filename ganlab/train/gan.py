@@ -30,6 +30,12 @@ Learning-rate decay (``lr_decay_start``, as pix2pix and CycleGAN end their train
 are constant for the first ``lr_decay_start`` share of ``steps`` and then fall linearly towards 0 at the
 last step (:func:`lr_scale`), damping the oscillation of the last iterates; set before each step from the
 step alone, so that a resume is exact as well.
+
+Under ``torchrun`` (several processes, :mod:`.distributed`) ``fit`` trains with DistributedDataParallel:
+each process takes its slice of every global batch (``batch_size``) and its rows of the batch's noise, G
+and D are two DDP modules whose gradients are averaged in ``backward`` (D's never in G's step, where it is
+frozen), and rank 0 alone keeps the EMA of G, takes the samples and writes the files. Its checkpoint is
+the one a single process writes, and either resumes the other.
 """
 from __future__ import annotations
 
@@ -45,19 +51,20 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..losses import get_loss
-from ..utils import (atomic_write, check_nonnegative_int, check_positive_float, check_positive_int,
-                     get_device, remove_stale_temp_files, tune_cpu_allocator)
+from ..utils import (check_nonnegative_int, check_positive_float, check_positive_int, remove_stale_temp_files,
+                     tune_cpu_allocator)
+from . import distributed as dist
 from .batches import Batches, step_generator
 from .checkpoints import GANState, resume_gan, write_gan_checkpoint
 from .config import CALLBACK_EVENTS, CHECKPOINT_NAME, TrainConfig, TrainResult
 from .levers import (autocast_context, make_optimizers, make_scaler, resolve_channels_last, resolve_precision,
                      speed_settings)
 from .loop import EXPLODING_LOSS, Run, check_callbacks
-from .nets import call, noise, unwrap
+from .nets import call, unwrap
 from .sampling import sample
 from .steps import discriminator_update, generator_update
 
-__all__ = ["fit", "ema_decay", "lr_scale"]
+__all__ = ["fit", "ema_decay", "update_ema", "lr_scale"]
 
 
 def ema_decay(batch_size: int, half_life_images: float, *, rampup: float | None = None,
@@ -100,7 +107,7 @@ def _set_lr(opt_g, opt_d, config: TrainConfig, step: int) -> None:
             group["lr"] = lr * scale
 
 
-def _update_ema(G_ema: AveragedModel, G: nn.Module, config: TrainConfig, step: int) -> None:
+def update_ema(G_ema: AveragedModel, G: nn.Module, config: TrainConfig, step: int) -> None:
     """``G_ema <- β G_ema + (1 - β) G`` after step ``step + 1``, ``β`` from :func:`ema_decay` at that step
     (``AveragedModel`` copies G at its first update, when ``β`` is 0 anyway with a warm-up)."""
     decay = ema_decay(config.batch_size, config.ema_half_life, rampup=config.ema_rampup,
@@ -127,12 +134,12 @@ def _callback_state(run: Run, state: GANState, config: TrainConfig, **extra: Any
                            history=run.history, config=config, **extra)
 
 
-def _save_grid(images: torch.Tensor, path: Path) -> None:
+def _save_grid(run: Run, images: torch.Tensor, path: Path) -> None:
     from torchvision.utils import save_image
 
     nrow = max(1, int(math.sqrt(len(images))))
-    atomic_write(path, lambda tmp: save_image(images, tmp, format="png", nrow=nrow, normalize=True,
-                                              value_range=(-1, 1)))
+    run.write(path, lambda tmp: save_image(images, tmp, format="png", nrow=nrow, normalize=True,
+                                           value_range=(-1, 1)))
 
 
 def _take_samples(run: Run, state: GANState, config: TrainConfig, fixed_z: torch.Tensor,
@@ -141,7 +148,7 @@ def _take_samples(run: Run, state: GANState, config: TrainConfig, fixed_z: torch
     images = sample(state.G_ema if state.G_ema is not None else state.G, config.n_samples, z=fixed_z)
     samples.append((run.step, images))
     if out_dir is not None:
-        _save_grid(images, out_dir / f"samples_{run.step:06d}.png")
+        _save_grid(run, images, out_dir / f"samples_{run.step:06d}.png")
     run.emit("on_sample", _callback_state(run, state, config, images=images))
 
 
@@ -192,13 +199,13 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     _check_arguments(G, D, config, out_dir, resume, callbacks)
 
     # ---- setup: device, speed levers, data order, networks, optimisers, EMA
-    device = get_device(config.device)
+    device = dist.local_device(config.device)                # under torchrun: this process's own device
     precision = resolve_precision(device, config.precision)
     autocast = autocast_context(device, precision)
     levers = speed_settings(config, device, D=D)
     if levers["tune_allocator"]:
         tune_cpu_allocator()
-    batches = Batches(data, config.batch_size, config.seed)
+    batches = Batches(data, config.batch_size, config.seed, distributed=True)  # this process's share
     batches.check("data")
     layout = torch.channels_last if resolve_channels_last(config.channels_last, batches(0)[0]) \
         else torch.contiguous_format
@@ -207,25 +214,27 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     d_loss_fn, g_loss_fn = get_loss(config.loss)
     opt_g, opt_d = make_optimizers(G, D, config)
     G_ema = None
-    if config.ema_half_life is not None:  # its decay is set before each update (_update_ema)
+    if config.ema_half_life is not None and dist.is_main():  # decay set at each update; rank 0 alone samples
         G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.0), use_buffers=True)
     state = GANState(G=G, D=D, opt_g=opt_g, opt_d=opt_d, scaler_g=make_scaler(device, precision),
                      scaler_d=make_scaler(device, precision), G_ema=G_ema)
-    # the compiled modules share their parameters with G and D; penalties need double backward, which
-    # compiled graphs do not support, so they call the eager D
-    G_run, D_run = (torch.compile(G), torch.compile(D)) if config.compile else (G, D)
+    # what the loop calls: G and D in DDP under torchrun, compiled if asked; they share their parameters
+    # with G and D. Penalties need double backward, which compiled graphs and SyncBatchNorm lack, so they
+    # call the eager D, and a penalised D keeps per-process batch-norm statistics
+    penalised = config.gp_weight > 0 or config.r1_weight > 0
+    G_run = dist.prepare(G, compile=config.compile)
+    D_run = dist.prepare(D, compile=config.compile, sync_batchnorm=not penalised)
     conditional = getattr(G, "num_classes", None) is not None
     if conditional and batches.labels is None and batches.dataset is None:
         raise ValueError("data: G is class-conditional but the data has no labels")
 
     # ---- resume (after clearing the temporary files of a run killed mid-write)
-    if out_dir is not None:
+    if out_dir is not None and dist.is_main():
         remove_stale_temp_files(out_dir, (CHECKPOINT_NAME, "samples_*.png"))
     step, history = 0, {}
     if resume is not False:
         path = Path(resume) if resume is not True else out_dir / CHECKPOINT_NAME
-        if path.exists() or resume is not True:
-            step, history = resume_gan(path, state, config, device)
+        step, history = resume_gan(path, state, config, device, missing_ok=resume is True)
     fixed_z = torch.randn(config.n_samples, G.z_dim, generator=torch.Generator().manual_seed(config.seed))
     samples: list[tuple[int, torch.Tensor]] = []
 
@@ -234,7 +243,8 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
              max_minutes=config.max_minutes, progress=config.progress, desc="training",
              postfix={"d_loss": ".3f", "g_loss": ".3f"}, callbacks=callbacks, events=CALLBACK_EVENTS,
              checkpoints=True, explode_at=EXPLODING_LOSS, timed=not history or "seconds" in history,
-             advice="Lower the learning rates or use a bounded loss (hinge, least_squares).") as run:
+             advice="Lower the learning rates or use a bounded loss (hinge, least_squares).",
+             distributed=True) as run:
         while run.running():
             if config.lr_decay_start is not None:
                 _set_lr(opt_g, opt_d, config, run.step)
@@ -248,7 +258,7 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
                 labels = labels.to(device, non_blocking=True) if conditional else None
                 last = j == config.n_critic - 1
                 with autocast, torch.set_grad_enabled(last):  # only the last batch feeds G's step
-                    fake = call(G_run, noise(real.shape[0], G.z_dim, device, gen), labels)
+                    fake = call(G_run, batches.noise(G.z_dim, device, gen), labels)  # (B, C, H, W)
                 d_stats = discriminator_update(
                     G_run, D_run, real, opt_d, d_loss_fn, labels=labels, fake=fake, gp_weight=config.gp_weight,
                     r1_weight=config.r1_weight, augment=config.augment, scaler=state.scaler_d, autocast=autocast,
@@ -259,16 +269,16 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
                 augment=config.augment, scaler=state.scaler_g, autocast=autocast, generator=gen,
                 skip_d_grads=config.skip_d_grads)
             if G_ema is not None:
-                _update_ema(G_ema, G, config, run.step)
+                update_ema(G_ema, G, config, run.step)
             run.end_step({**d_stats, **g_stats}, finite=("d_loss", "g_loss"))
-            if run.due(config.sample_every):
+            if run.due(config.sample_every) and run.main:
                 _take_samples(run, state, config, fixed_z, samples, out_dir)
             if out_dir is not None and run.due(config.checkpoint_every):
                 _checkpoint(run, state, config, out_dir)
             run.emit("on_step_end", _callback_state(run, state, config))
 
     # ---- finish: samples and a checkpoint of the last step
-    if not samples or samples[-1][0] != run.step:
+    if run.main and (not samples or samples[-1][0] != run.step):
         _take_samples(run, state, config, fixed_z, samples, out_dir)
     if out_dir is not None and run.checkpoint_step != run.step:
         _checkpoint(run, state, config, out_dir)

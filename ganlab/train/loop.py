@@ -23,6 +23,13 @@ an *exploding* one, when the loop asks for it (``explode_at``; ``ganlab.fit`` do
 message. It stops rather than warns because such a run is on its way to NaN (a loss of 1e6 in a GAN means
 logits of that size, far outside anything that trains) and because each checkpoint it went on writing would
 replace a good one with exploded weights; a warning scrolls away in a long command-line run.
+
+Several processes (``torchrun``, :mod:`.distributed`): rank 0 alone shows the bar and writes files
+(:meth:`Run.write`; checkpoints go through ``ganlab.save_checkpoint``, which writes on rank 0 only). A loop
+that trains with DDP passes ``distributed=True``: :meth:`Run.end_step` then averages the step's values over
+the processes (one all-reduce), so every process logs the same history, the loss of the global batch, and
+stops at the same step when one of them sees a NaN; the time budget is agreed the same way (the run stops
+when any process is out of time), so that no process is left waiting for the others.
 """
 from __future__ import annotations
 
@@ -35,7 +42,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..utils import check_choice
+from ..utils import atomic_write, check_choice
+from . import distributed as dist
 from .config import UNLIMITED_STEPS
 from .steps import as_floats
 
@@ -80,6 +88,8 @@ class Run:
         checkpoints: the divergence error names the last checkpoint written (``self.checkpoint``).
         explode_at: stop when a ``finite`` value of :meth:`end_step` is beyond this magnitude for
             ``explode_steps`` steps in a row, as for NaN; ``None``: only NaN and infinity stop.
+        distributed: the loop trains with DDP: average the step's values over the processes and agree on
+            when to stop (see the module docstring); a no-op without a process group.
     """
 
     def __init__(self, *, steps: int, step: int = 0, history: dict[str, list[float]] | None = None,
@@ -87,7 +97,8 @@ class Run:
                  desc: str = "training", postfix: Mapping[str, str] | None = None, timed: bool = True,
                  check_logged: bool = False, callbacks: Mapping[str, Iterable[Callable]] | None = None,
                  events: tuple[str, ...] = ("on_step_end",), advice: str = "", checkpoints: bool = False,
-                 explode_at: float | None = None, explode_steps: int = EXPLODING_STEPS) -> None:
+                 explode_at: float | None = None, explode_steps: int = EXPLODING_STEPS,
+                 distributed: bool = False) -> None:
         self.steps, self.step = steps, step
         self.history = history if history is not None else {}
         self.log_every, self.timed, self.check_logged = log_every, timed, check_logged
@@ -99,8 +110,12 @@ class Run:
         self.checkpoint_step = -1
         self.start = time.perf_counter()
         self.deadline = self.start + 60.0 * max_minutes if max_minutes is not None else math.inf
+        self.main = dist.is_main()              # rank 0 (or the only process): the bar and the files are its
+        self.world_size = dist.world_size() if distributed else 1
+        self.time_up = False                    # in a process group: some process ran out of time
         self.bar = tqdm(total=None if steps >= UNLIMITED_STEPS else steps, initial=min(step, steps),
-                        disable=not progress, desc=desc, unit="step", dynamic_ncols=True, mininterval=0.5)
+                        disable=not (progress and self.main), desc=desc, unit="step", dynamic_ncols=True,
+                        mininterval=0.5)
 
     def __enter__(self) -> "Run":
         return self
@@ -127,7 +142,7 @@ class Run:
         """Whether to make another step: steps are left and so is time (else ``stopped = "time"``)."""
         if self.step >= self.steps:
             return False
-        if time.perf_counter() >= self.deadline:
+        if self.time_up or (self.world_size == 1 and time.perf_counter() >= self.deadline):
             self.stopped = "time"
             return False
         return True
@@ -135,9 +150,15 @@ class Run:
     def end_step(self, stats: Mapping[str, torch.Tensor | float], *, finite: tuple[str, ...] = ()) -> dict | None:
         """Count a finished step; stop if a ``finite`` key of ``stats`` is NaN or infinite; log when due.
 
-        Returns the history row written (``None`` when none was due).
+        Returns the history row written (``None`` when none was due). With ``distributed=True`` the values
+        are first averaged over the processes (and the time budget agreed on), in one all-reduce.
         """
         self.step += 1
+        if self.world_size > 1:
+            keys = list(stats)
+            values, (self.time_up,) = dist.reduce_mean([stats[k] for k in keys],
+                                                       flags=[time.perf_counter() >= self.deadline])
+            stats = dict(zip(keys, values))
         if finite:
             values = {k: float(torch.as_tensor(stats[k]).detach()) for k in finite}  # one sync per value
             if not all(math.isfinite(v) for v in values.values()):
@@ -167,6 +188,12 @@ class Run:
     def due(self, every: int) -> bool:
         """Whether this step is a multiple of ``every`` (0: never), e.g. for samples and checkpoints."""
         return bool(every) and self.step % every == 0
+
+    def write(self, path: str | Path, write: Callable[[Path], Any]) -> Path:
+        """``atomic_write(path, write)`` on rank 0 alone (or the only process); returns ``path``."""
+        if self.main:
+            atomic_write(path, write)
+        return Path(path)
 
     def saved(self, path: Path) -> None:
         """Record the checkpoint just written (the divergence error names it)."""

@@ -28,6 +28,10 @@ of photographs degraded on the fly). With ``out_dir`` a run writes ``checkpoint.
 cosine learning rate are functions of the step, and the checkpoint holds the networks, both optimisers,
 the config, the history and the caller's ``meta`` (``python -m ganlab train restore`` keeps the task
 there). :func:`load_pix2pix_generator` rebuilds the trained ``G`` from it (``weights_only=True``).
+
+Under ``torchrun`` it trains with DistributedDataParallel as ``ganlab.fit`` does (:mod:`.distributed`):
+each process takes its rows of every global batch (``batch_size``), G and D are DDP modules, and rank 0
+alone keeps the EMA and writes the checkpoint, which is the one a single process writes.
 """
 from __future__ import annotations
 
@@ -51,9 +55,10 @@ from ..errors import one_line
 from ..losses import get_loss
 from ..utils import (check_nonnegative_int, check_positive_float, get_device, remove_stale_temp_files,
                      tune_cpu_allocator)
+from . import distributed as dist
 from .batches import Batches, check_training_images
-from .checkpoints import _load_weights, arg_differences
-from .gan import _update_ema
+from .checkpoints import arg_differences, load_weights, read_on_main
+from .gan import update_ema
 from .config import (CHECKPOINT_NAME, check_adam_fields, check_run_fields, check_weight, config_to_dict,
                      known_fields)
 from .levers import autocast_context, make_scaler, resolve_precision
@@ -195,6 +200,25 @@ def _paired(data: Any) -> Any:
 
 
 # the generator classes a pix2pix checkpoint may name: class name -> class
+class _StreamBatches:
+    """Batch ``index`` of a stream (``data.batch(index, batch_size, seed=...)``), as ``Batches`` hands out
+    a tensor dataset's: under torchrun each process makes the whole global batch and keeps its own rows, so
+    the processes together train on exactly what one process would."""
+
+    def __init__(self, data: Any, batch_size: int, seed: int) -> None:
+        world = dist.world_size()
+        if batch_size % world:
+            raise ValueError(f"batch_size ({batch_size}) must be a multiple of the number of processes "
+                             f"({world}): each takes an equal part of every batch")
+        part = batch_size // world
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.local = slice(dist.rank() * part, (dist.rank() + 1) * part)
+
+    def __call__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = self.data.batch(index, self.batch_size, seed=self.seed)
+        return inputs[self.local], targets[self.local]
+
+
 def _generators() -> dict[str, type[nn.Module]]:
     from ..models.pix2pix import RestorationUNet, UNetGenerator
 
@@ -225,7 +249,7 @@ def _write_checkpoint(run: Run, path: Path, G: nn.Module, D: nn.Module | None, G
 
 def _resume(path: Path, G: nn.Module, D: nn.Module | None, G_ema: nn.Module | None, opt_g, opt_d,
             config: Pix2PixConfig, device: torch.device) -> tuple[int, dict[str, list[float]]]:
-    saved = load_checkpoint(path, map_location=device)
+    saved = read_on_main(path, device)   # under torchrun: read by rank 0, handed to every process
     if saved.get("kind") != "pix2pix":
         raise CheckpointError(f"{path} is not a checkpoint of an image-to-image (pix2pix) run")
     try:
@@ -244,14 +268,14 @@ def _resume(path: Path, G: nn.Module, D: nn.Module | None, G_ema: nn.Module | No
         if isinstance(args, dict) and isinstance(saved_args, dict) and arg_differences(saved_args, args):
             what = ", ".join(f"{k}={a!r} (not {b!r})" for k, (a, b) in arg_differences(saved_args, args).items())
             raise CheckpointError(f"{path} was trained with a {name.upper()} of other arguments: {what}")
-    _load_weights(G, checkpoint_entry(saved, "G", dict, path), "G", path)
+    load_weights(G, checkpoint_entry(saved, "G", dict, path), "G", path)
     check_finite_state("G", saved["G"], path)
-    _load_weights(opt_g, checkpoint_entry(saved, "opt_g", dict, path), "opt_g", path)
+    load_weights(opt_g, checkpoint_entry(saved, "opt_g", dict, path), "opt_g", path)
     if D is not None:
-        _load_weights(D, checkpoint_entry(saved, "D", dict, path), "D", path)
-        _load_weights(opt_d, checkpoint_entry(saved, "opt_d", dict, path), "opt_d", path)
+        load_weights(D, checkpoint_entry(saved, "D", dict, path), "D", path)
+        load_weights(opt_d, checkpoint_entry(saved, "opt_d", dict, path), "opt_d", path)
     if G_ema is not None:
-        _load_weights(G_ema, checkpoint_entry(saved, "G_ema", dict, path), "G_ema", path)
+        load_weights(G_ema, checkpoint_entry(saved, "G_ema", dict, path), "G_ema", path)
     step = checkpoint_entry(saved, "step", int, path)
     history = checkpoint_entry(saved, "history", dict, path)
     if step < 0 or not all(isinstance(v, list) for v in history.values()):
@@ -286,7 +310,7 @@ def load_pix2pix_generator(checkpoint: str | Path, *, device: str | torch.device
         weights = {k[len("module."):]: v for k, v in saved["G_ema"].items() if k.startswith("module.")}
     else:
         name, weights = "G", checkpoint_entry(saved, "G", dict, checkpoint)
-    _load_weights(G, weights, name, Path(checkpoint))
+    load_weights(G, weights, name, Path(checkpoint))
     check_finite_state(name, weights, checkpoint)
     meta = saved.get("meta") if isinstance(saved.get("meta"), dict) else {}
     return G.to(device).eval(), meta
@@ -332,17 +356,17 @@ def fit_pix2pix(G: nn.Module, D: nn.Module | None, data: Any, config: Pix2PixCon
     if isinstance(data, TensorDataset):
         check_training_images("data inputs", data.tensors[0], pixel_range=False)  # noisy inputs may leave [-1, 1]
         check_training_images("data targets", data.tensors[1])
-        order = Batches(data, config.batch_size, config.seed)  # yields (inputs, targets)
+        batches = Batches(data, config.batch_size, config.seed, distributed=True)  # this process's share
     else:
-        first_inputs, first_targets = data.batch(0, config.batch_size, seed=config.seed)
+        batches = _StreamBatches(data, config.batch_size, config.seed)
+        first_inputs, first_targets = batches(0)
         check_training_images("data inputs", first_inputs, pixel_range=False)
         check_training_images("data targets", first_targets)
-        order = None
     use_d = config.adv_weight > 0
     D = D if use_d else None
 
     # ---- setup
-    device = get_device(config.device)
+    device = dist.local_device(config.device)   # under torchrun: this process's own device
     precision = resolve_precision(device, config.precision)
     autocast = autocast_context(device, precision)
     if device.type == "cpu":
@@ -356,12 +380,14 @@ def fit_pix2pix(G: nn.Module, D: nn.Module | None, data: Any, config: Pix2PixCon
     scaler_g, scaler_d = make_scaler(device, precision), make_scaler(device, precision)
     d_loss_fn, g_loss_fn = get_loss(config.loss)
     G_ema = None
-    if config.ema_half_life is not None:  # its decay is set before each update (ganlab.fit's _update_ema)
+    if config.ema_half_life is not None and dist.is_main():  # decay set at each update (ganlab.fit's)
         G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.0), use_buffers=True)
+    G_run, D_run = dist.prepare(G), (dist.prepare(D) if use_d else None)  # in DDP under torchrun
     step, history = 0, {}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temp_files(out_dir, (CHECKPOINT_NAME,))
+        if dist.is_main():
+            remove_stale_temp_files(out_dir, (CHECKPOINT_NAME,))
         if resume:
             step, history = _resume(out_dir / CHECKPOINT_NAME, G, D, G_ema, opt_g, opt_d, config, device)
 
@@ -370,20 +396,20 @@ def fit_pix2pix(G: nn.Module, D: nn.Module | None, data: Any, config: Pix2PixCon
              max_minutes=config.max_minutes, progress=config.progress,
              desc="pix2pix (L1 + adversarial)" if use_d else "L1 only", postfix={"l1": ".4f"},
              check_logged=True, callbacks=callbacks, checkpoints=out_dir is not None,
-             timed=not history or "seconds" in history, advice="Lower the learning rates.") as run:
+             timed=not history or "seconds" in history, advice="Lower the learning rates.",
+             distributed=True) as run:
         while run.running():
             if config.lr_decay:  # set from the step alone, so that a resumed run decays as an unbroken one
                 scale = cosine_lr_scale(run.step, config.steps)
                 for opt, lr in ((opt_g, config.lr_g), (opt_d, config.lr_d)):
                     for group in (opt.param_groups if opt is not None else []):
                         group["lr"] = lr * scale
-            inputs, targets = order(run.step) if order is not None else \
-                data.batch(run.step, config.batch_size, seed=config.seed)
-            stats = translation_update(G, D, inputs.to(device), targets.to(device), opt_g, opt_d, d_loss_fn,
-                                       g_loss_fn, adv_weight=config.adv_weight, autocast=autocast,
+            inputs, targets = batches(run.step)
+            stats = translation_update(G_run, D_run, inputs.to(device), targets.to(device), opt_g, opt_d,
+                                       d_loss_fn, g_loss_fn, adv_weight=config.adv_weight, autocast=autocast,
                                        scaler_g=scaler_g, scaler_d=scaler_d)
             if G_ema is not None:
-                _update_ema(G_ema, G, config, run.step)
+                update_ema(G_ema, G, config, run.step)
             run.end_step(stats)
             if out_dir is not None and run.due(config.checkpoint_every):
                 _write_checkpoint(run, out_dir / CHECKPOINT_NAME, G, D, G_ema, opt_g, opt_d, config, meta or {})

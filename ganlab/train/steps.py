@@ -26,6 +26,7 @@ from torch import nn
 from ..augment import diff_augment
 from ..losses import gradient_penalty, r1_penalty
 from ..utils import check_positive_int, device_of
+from .distributed import no_sync
 from .nets import call, noise, random_labels
 
 __all__ = ["d_step", "g_step", "discriminator_update", "generator_update", "optimizer_step", "frozen",
@@ -55,13 +56,17 @@ def frozen(module: nn.Module, enabled: bool = True) -> Iterator[None]:
     """Inside the block, ``module``'s trainable weights need no gradient (they are restored after).
 
     In G's step D's weights are constants: skipping their gradients saves a third of D's backward pass
-    while the gradient still flows through D to G's output.
+    while the gradient still flows through D to G's output. Under DDP (several processes) the block also
+    runs without DDP's gradient all-reduce for ``module`` (``no_sync``), even with ``enabled=False``: any
+    gradient D gets there is thrown away at its next step, so averaging it over the processes would only
+    cost time (stylegan2-ada's loss calls D with ``ddp_sync(D, False)`` in G's phase for the same reason).
     """
     params = [p for p in module.parameters() if p.requires_grad] if enabled else []
     for p in params:
         p.requires_grad_(False)
     try:
-        yield
+        with no_sync(module):
+            yield
     finally:
         for p in params:
             p.requires_grad_(True)

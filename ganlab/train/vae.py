@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from ..losses import vae_loss
-from ..utils import check_positive_float, get_device
+from ..utils import check_positive_float
+from . import distributed as dist
 from .batches import Batches, step_generator
 from .config import check_run_fields, check_weight
 from .levers import autocast_context, make_scaler, resolve_precision
@@ -81,23 +82,25 @@ def fit_vae(vae: nn.Module, data: Any, config: VAEConfig | None = None, **kwargs
         raise TypeError("vae must be an nn.Module with an `encoder` and a `decoder`, such as ganlab.models.VAE")
 
     # ---- setup
-    device = get_device(config.device)
+    device = dist.local_device(config.device)   # under torchrun: this process's own device
     precision = resolve_precision(device, config.precision)
     autocast = autocast_context(device, precision)
     vae.to(device).train()
+    vae_run = dist.prepare(vae)                 # in DDP under torchrun
     opt = torch.optim.Adam(vae.parameters(), lr=config.lr)
     scaler = make_scaler(device, precision)
-    batches = Batches(data, config.batch_size, config.seed)
+    batches = Batches(data, config.batch_size, config.seed, distributed=True)
     batches.check("data")  # float, finite, in [-1, 1]: the Bernoulli likelihood reads (x + 1) / 2 as pixels
 
     # ---- loop
     with Run(steps=config.steps, log_every=config.log_every, max_minutes=config.max_minutes,
              progress=config.progress, desc="training VAE", postfix={"loss": ".1f", "kl": ".1f"},
-             advice="Lower the learning rate.") as run:
+             advice="Lower the learning rate.", distributed=True) as run:
         while run.running():
             x = batches(run.step)[0].to(device, non_blocking=True)               # (B, C, H, W)
             with autocast:
-                logits, mu, logvar = vae(x, generator=step_generator(config.seed, run.step))
+                gen = batches.own_stream(step_generator(config.seed, run.step))  # per process
+                logits, mu, logvar = vae_run(x, generator=gen)
                 terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), beta=config.beta)
             optimizer_step(terms.loss, opt, scaler)
             run.end_step(terms._asdict(), finite=("loss",))
