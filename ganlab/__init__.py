@@ -9,12 +9,13 @@ read next to the book's chapters (``book/``). The names notebooks use are re-exp
     images = gl.sample(result.generator, 64, seed=0)
 
 Image-to-image (chapter 5b): ``gl.degrade`` makes the degraded inputs, ``gl.translate.fit_pix2pix`` trains
-a U-Net restorer with L1 plus an adversarial loss, ``gl.classical`` holds the scikit-image baselines.
+a U-Net restorer with L1 plus an adversarial loss, ``gl.classical`` holds the classical baselines (scikit-image,
+BM3D) and ``gl.restore`` applies a trained restorer to whole photographs.
 """
 from ._version import __version__  # noqa: E402
 
 from . import (augment, bench, classical, data, degrade, diagnostics, errors, losses, metrics,  # noqa: E402
-               models, recipes, train, translate, utils, viz)
+               models, recipes, restore, train, translate, utils, viz)
 from .diagnostics import Finding, diagnose  # noqa: E402
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from .errors import DataError, UsageError  # noqa: E402
@@ -36,6 +37,7 @@ __all__ = [
     "metrics",
     "models",
     "recipes",
+    "restore",
     "train",
     "translate",
     "utils",

@@ -101,7 +101,7 @@ class _Parser(argparse.ArgumentParser):
 
     def parse_args(self, args=None, namespace=None):
         parsed = super().parse_args(args, namespace)
-        if getattr(parsed, "command", None) == "train":
+        if getattr(parsed, "command", None) == "train" and parsed.model != "restore":  # restore: its own
             translation = parsed.model in TRANSLATION_RECIPES
             recipe = TRANSLATION_RECIPES[parsed.model] if translation else RECIPES[parsed.model]
             for key, value in (("data", "mnist:mnistm" if translation else "mnist"),
@@ -134,6 +134,7 @@ def _number_type(kind: type, description: str, accept):
 _positive_int = _number_type(int, "a positive integer", lambda v: v > 0)
 _nonnegative_int = _number_type(int, "a non-negative integer", lambda v: v >= 0)
 _positive_float = _number_type(float, "a positive number", lambda v: v > 0)
+_nonnegative_float = _number_type(float, "a number >= 0", lambda v: v >= 0)
 _seed = _number_type(int, "an integer in [0, 2**64)", lambda v: 0 <= v < 2**64)  # torch.manual_seed's range
 _layers = _number_type(int, "an integer from 0 to 64", lambda v: 0 <= v <= 64)
 # refine_latents scales z by 1 - step / 2 each step: from 2 on, z flips and grows instead of being pulled in
@@ -147,17 +148,11 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_gan_train_flags(t: argparse.ArgumentParser) -> None:
+    """The flags of ``train dcgan`` and ``train cdcgan``; their defaults are ganlab.recipes.MNIST's."""
     from .losses import list_losses
     from .train import PRECISIONS
 
-    parser = _Parser(prog="ganlab", description="Train GANs and sample from them (the GAN Lab book's CLI).")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    t = sub.add_parser("train", help="train a GAN; stops after --steps (or --minutes, whichever first)")
-    t.add_argument("model", choices=sorted(RECIPES) + sorted(TRANSLATION_RECIPES),
-                   help="a recipe of ganlab.recipes: dcgan (MNIST digits), cdcgan (digits by label), cyclegan "
-                        "(unpaired translation MNIST <-> MNIST-M)")
     t.add_argument("--data", choices=["mnist", "mnist:mnistm"], default=None,
                    help="dataset (default: mnist; for cyclegan the two domains, mnist:mnistm)")
     t.add_argument("--out", type=_path, required=True,
@@ -215,6 +210,69 @@ def build_parser() -> argparse.ArgumentParser:
                             "is refused)")
     t.add_argument("--quiet", action="store_true", help="no progress bar (there is one only on a terminal)")
 
+
+def _add_restore_train_flags(t: argparse.ArgumentParser) -> None:
+    """The flags of ``train restore``; their defaults are the task's recipe in ganlab.recipes.RESTORE."""
+    from .recipes import RESTORE
+    from .restore import TASKS
+    from .train import PRECISIONS
+
+    t.add_argument("--task", choices=sorted(TASKS), required=True,
+                   help="denoise (sigma 25/255), sr4 (4x super-resolution), inpaint (fill a masked region), "
+                        "colorize (colour from luminance)")
+    t.add_argument("--out", type=_path, required=True, help="output folder for checkpoint.pt")
+    steps = ", ".join(f"{k} {r.config.steps:,}" for k, r in RESTORE.items())
+    t.add_argument("--steps", type=_positive_int, default=None,
+                   help=f"updates of the restorer (default: the task's recipe: {steps})")
+    t.add_argument("--minutes", type=_positive_float, default=None,
+                   help="optional wall-clock cap in minutes (stops earlier if --steps are not done)")
+    t.add_argument("--batch-size", type=_positive_int, default=None, help="crops per step (default: the "
+                                                                           "recipe's)")
+    t.add_argument("--base-channels", type=_positive_int, default=None,
+                   help="feature maps at full resolution (default: the recipe's)")
+    t.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate of the restorer, "
+                                                                    "cosine-decayed to 0 (default: the recipe's)")
+    t.add_argument("--adv-weight", type=_nonnegative_float, default=None,
+                   help="weight of the PatchGAN's adversarial loss next to L1's 1; 0: L1 only (default: the "
+                        "recipe's)")
+    t.add_argument("--seed", type=_seed, default=0,
+                   help="seeds the weights, the crops and the degradations: equal seeds, byte-identical "
+                        "checkpoints (on the CPU)")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    t.add_argument("--precision", choices=("auto",) + PRECISIONS, default="auto",
+                   help="auto: bf16 (or fp16) on GPUs, fp32 on the CPU")
+    t.add_argument("--checkpoint-every", type=_nonnegative_int, default=500,
+                   help="steps between checkpoints (0: only at the end)")
+    again = t.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out (its checkpoint.pt must exist; the flags must match it)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out (without it, a folder holding checkpoint.pt is refused)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar (there is one only on a terminal)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ganlab", description="Train GANs and sample from them (the GAN Lab book's CLI).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train a GAN or a restorer; stops after --steps (or --minutes, "
+                                         "whichever first)")
+    models = train.add_subparsers(dest="model", required=True, parser_class=_Parser,
+                                  title="models", description="dcgan (MNIST digits), cdcgan (digits by label), "
+                                                              "cyclegan (unpaired translation MNIST <-> "
+                                                              "MNIST-M), restore (a restorer of photographs)")
+    helps = {"dcgan": "MNIST digits", "cdcgan": "MNIST digits by label",
+             "cyclegan": "unpaired translation MNIST <-> MNIST-M (--data mnist:mnistm)"}
+    for name in sorted(RECIPES) + sorted(TRANSLATION_RECIPES):
+        _add_gan_train_flags(models.add_parser(
+            name, help=helps.get(name, name),
+            description="Train a recipe of ganlab.recipes (RECIPES, TRANSLATION_RECIPES); stops after --steps "
+                        "(or --minutes, whichever first)."))
+    _add_restore_train_flags(models.add_parser(
+        "restore", help="a restorer of photographs: denoise, sr4, inpaint, colorize",
+        description="Train a restorer (ganlab.recipes.RESTORE) on crops of scikit-image's photographs; stops "
+                    "after --steps (or --minutes, whichever first)."))
+
     s = sub.add_parser("sample", help="write N samples as a float32 .npy array in [0, 1]")
     s.add_argument("run_dir", type=_path, help="a folder written by `ganlab train` (or a checkpoint file)")
     s.add_argument("--n", type=_positive_int, required=True, help="number of images")
@@ -251,6 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--in", dest="input", type=_path, required=True,
                    help="a .npy array in [0, 1]: (N, H, W) or (N, C, H, W), C 1 or 3, H = W = 28 or 32")
     r.add_argument("--out", type=_path, required=True, help="output .npy file")
+    r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, auto")
+
+    r = sub.add_parser("restore", help="apply a restorer trained by `train restore` to an image file",
+                       description="Apply the task of a `train restore` run to an 8-bit image of any size "
+                                   "(tile by tile): denoise takes the noisy image, sr4 writes an image 4x "
+                                   "larger, inpaint fills the pixels --mask marks white, colorize colours the "
+                                   "luminance of any image.")
+    r.add_argument("run_dir", type=_path, help="a folder written by `ganlab train restore` (or its checkpoint)")
+    r.add_argument("--in", dest="input", type=_path, required=True, metavar="IN",
+                   help="the image to restore (8-bit PNG, JPEG, ...)")
+    r.add_argument("--out", type=_path, required=True, help="the restored image, written as a PNG")
+    r.add_argument("--mask", type=_path, default=None,
+                   help="inpaint only: an image of IN's size, white (>= 128) where pixels are missing")
+    r.add_argument("--tile", type=_positive_int, default=256,
+                   help="side of the tiles the image is restored in (memory grows with its square)")
+    r.add_argument("--no-ensemble", action="store_true",
+                   help="restore the image once, not in its eight flips and rotations averaged (8x faster)")
     r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, auto")
     return parser
 
@@ -349,10 +424,13 @@ def _draw_checked(G, D, args, parser, path: Path) -> tuple["torch.Tensor", "torc
     return images, labels
 
 
-def _join_processes(args, parser) -> "torch.device":
+def _join_processes(args, parser, batch_size: int | None = None) -> "torch.device":
     """``--device``; under torchrun (``WORLD_SIZE`` > 1) the process group joined (NCCL on CUDA, gloo on the
-    CPU) and this process's own device, with ``--batch-size`` checked to split evenly among the processes."""
+    CPU) and this process's own device, with the global batch (``batch_size``, else ``--batch-size``)
+    checked to split evenly among the processes."""
     from .train import distributed
+
+    batch_size = args.batch_size if batch_size is None else batch_size
 
     device = _device(args, parser)
     if not distributed.launched():
@@ -362,8 +440,8 @@ def _join_processes(args, parser) -> "torch.device":
     except UsageError as exc:
         parser.error(f"argument --device: {one_line(exc)}")
     world = distributed.world_size()
-    if args.batch_size % world:
-        parser.error(f"argument --batch-size: the global batch ({args.batch_size}) must split evenly among "
+    if batch_size % world:
+        parser.error(f"argument --batch-size: the global batch ({batch_size}) must split evenly among "
                      f"the {world} processes torchrun started: pass a multiple of {world}")
     return device
 
@@ -510,6 +588,21 @@ def _config_flag_error(exc: Exception, parser) -> None:
 
 
 
+def _fit_or_exit(fit_call, args, parser, device, batch_size: int):
+    """``fit_call()``; a divergence, a checkpoint that does not fit on resume, or no memory: one line."""
+    try:
+        return fit_call()
+    except FloatingPointError as exc:  # divergence: the message names the last good checkpoint, kept
+        parser.error(one_line(exc))
+    except UsageError as exc:  # a checkpoint that fails the loop's own checks on resume
+        parser.error(f"argument --resume: {one_line(exc)}" if args.resume else one_line(exc))
+    except Exception as exc:
+        if _is_out_of_memory(exc):
+            parser.error(f"argument --batch-size: out of memory on {device} at batches of {batch_size} "
+                         f"({one_line(exc)[:120]}); the last checkpoint in {args.out} was kept")
+        raise
+
+
 def _train(args, parser) -> int:
     import torch  # noqa: F401  (imported here so `--help` stays fast)
 
@@ -575,17 +668,7 @@ def _run_training(train, args, parser, device) -> int:
     from .train import distributed
 
     start = time.perf_counter()
-    try:
-        result = train()
-    except FloatingPointError as exc:  # divergence: the message names the last good checkpoint, kept
-        parser.error(one_line(exc))
-    except UsageError as exc:  # a checkpoint that fails the loop's own checks on resume
-        parser.error(f"argument --resume: {one_line(exc)}" if args.resume else one_line(exc))
-    except Exception as exc:
-        if _is_out_of_memory(exc):
-            parser.error(f"argument --batch-size: out of memory on {device} at batches of {args.batch_size} "
-                         f"({one_line(exc)[:120]}); the last checkpoint in {args.out} was kept")
-        raise
+    result = _fit_or_exit(train, args, parser, device, args.batch_size)
     if distributed.is_main():
         processes = f"; {distributed.world_size()} processes" if distributed.active() else ""
         print(f"trained {result.step} steps ({result.step * result.config.batch_size:,} images) in "
@@ -845,10 +928,116 @@ def _translate(args, parser) -> int:
     return 0
 
 
+# the config fields of `train restore` and the flags that set them
+_RESTORE_FLAGS = {"steps": "--steps", "batch_size": "--batch-size", "lr_g": "--lr", "adv_weight": "--adv-weight",
+                  "seed": "--seed", "device": "--device", "precision": "--precision",
+                  "checkpoint_every": "--checkpoint-every", "max_minutes": "--minutes"}
+
+
+def _check_restore_resume(checkpoint: Path, args, parser) -> None:
+    """The run to resume holds this task and has steps left (its settings are checked by fit_pix2pix)."""
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        saved = load_checkpoint(checkpoint)
+    except CheckpointError as exc:
+        parser.error(f"argument --resume: {one_line(exc)}")
+    task = (saved.get("meta") or {}).get("task") if isinstance(saved.get("meta"), dict) else None
+    if saved.get("kind") != "pix2pix" or task is None:
+        parser.error(f"argument --resume: {checkpoint} is not a `train restore` run")
+    if task != args.task:
+        parser.error(f"argument --task: {checkpoint} holds a {task!r} run, not {args.task!r}")
+    done = saved.get("step")
+    if isinstance(done, int) and args.steps is not None and done >= args.steps:
+        parser.error(f"argument --steps: {checkpoint} is already at step {done:,}; pass more than that to "
+                     f"continue it")
+
+
+def _train_restore(args, parser) -> int:
+    from .recipes import RESTORE
+    from .train import CHECKPOINT_NAME, distributed
+    from .train.pix2pix import fit_pix2pix
+
+    recipe = RESTORE[args.task]
+    # under torchrun: the process group joined, this process's device; rank 0 alone looks at and writes --out
+    device = _join_processes(args, parser, args.batch_size or recipe.config.batch_size)
+    checkpoint = distributed.from_main(lambda: _check_train_out(args, parser))
+    given = dict(steps=args.steps, batch_size=args.batch_size, lr_g=args.lr, adv_weight=args.adv_weight)
+    try:
+        config = recipe.train_config(
+            **{k: v for k, v in given.items() if v is not None}, seed=args.seed, device=args.device,
+            precision=args.precision, checkpoint_every=args.checkpoint_every, max_minutes=args.minutes,
+            progress=not args.quiet and sys.stderr.isatty())
+    except ValueError as exc:
+        field = str(exc).split()[0].rstrip(":")
+        parser.error(f"argument {_RESTORE_FLAGS.get(field, '--' + field.replace('_', '-'))}: {exc}")
+    if args.resume:
+        distributed.from_main(lambda: _check_restore_resume(checkpoint, args, parser))
+    G, D = recipe.build(seed=args.seed, **({"base_channels": args.base_channels} if args.base_channels else {}))
+    params = sum(p.numel() for net in (G, D) for p in net.parameters())
+    distributed.from_main(lambda: _prepare_out(args, parser, params))
+    data = recipe.data()
+    start = time.perf_counter()
+    result = _fit_or_exit(lambda: fit_pix2pix(G, D if config.adv_weight > 0 else None, data, config,
+                                              out_dir=args.out, resume=args.resume, meta={"task": args.task}),
+                          args, parser, device, config.batch_size)
+    if distributed.is_main():
+        processes = f"; {distributed.world_size()} processes" if distributed.active() else ""
+        print(f"trained a {args.task} restorer for {result.step} steps ({result.step * config.batch_size:,} "
+              f"crops) in {time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: "
+              f"{args.out / CHECKPOINT_NAME}{processes}")
+    return 0
+
+
+def _restore(args, parser) -> int:
+    from .checkpoint import CheckpointError
+    from .restore import MAX_PIXELS, TASKS, read_image, read_mask, restore_image, write_image
+    from .train.pix2pix import load_pix2pix_generator
+
+    device = _device(args, parser)
+    path = _run_checkpoint(args, parser)
+    if args.out.suffix.lower() != ".png":
+        parser.error(f"argument --out: must end in .png (a PNG is written), got {args.out}")
+    if args.out.is_dir():
+        parser.error(f"argument --out: {args.out} is a folder, not a .png file")
+    try:
+        G, meta = load_pix2pix_generator(path, device=device)
+    except (CheckpointError, FileNotFoundError) as exc:
+        parser.error(f"argument run_dir: {one_line(exc)}")
+    task = meta.get("task")
+    if task not in TASKS:
+        parser.error(f"argument run_dir: {path} is not a `train restore` run (it names no task)")
+    if args.mask is not None and task != "inpaint":
+        parser.error(f"argument --mask: only inpaint runs take a mask; {path} is a {task} run")
+    if task == "inpaint" and args.mask is None:
+        parser.error(f"argument --mask: {path} is an inpaint run: give --mask MASK.png, white where pixels "
+                     f"are missing")
+    image = read_image(args.input, flag="--in", colour=TASKS[task].colour_input)  # (C, H, W) in [-1, 1]
+    h, w = image.shape[1:]
+    s = TASKS[task].upscale
+    if h * w * s * s > MAX_PIXELS:
+        parser.error(f"argument --in: {args.input} is {w} x {h} pixels; {s}x larger it would be "
+                     f"{w * s} x {h * s}, more than the {MAX_PIXELS:,} pixels this command writes")
+    mask = read_mask(args.mask, (h, w)) if task == "inpaint" else None
+    try:
+        restored = restore_image(G, task, image, mask, tile=args.tile, ensemble=not args.no_ensemble)
+    except Exception as exc:
+        if _is_out_of_memory(exc):
+            parser.error(f"argument --tile: out of memory restoring tiles of {args.tile} pixels on {device} "
+                         f"({one_line(exc)[:120]}); try a smaller --tile")
+        raise
+    write_image(args.out, restored)
+    print(f"{task}: {args.input} ({w} x {h}) -> {args.out} ({restored.shape[2]} x {restored.shape[1]})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"train": _train, "evaluate": _evaluate, "sample": _sample, "translate": _translate}[args.command]
+    if args.command == "train" and args.model == "restore":
+        args.command = "train_restore"
+    command = {"train": _train, "train_restore": _train_restore, "evaluate": _evaluate, "sample": _sample,
+               "translate": _translate, "restore": _restore}[args.command]
     try:
         return command(args, parser)
     except UsageError as exc:  # a bad file or value that the command did not tie to one flag

@@ -3,10 +3,14 @@
 Every image dataset here yields float tensors in [-1, 1]; the conversion lives in one place,
 :func:`to_signed`. The chapter "Implementation" (``book/04_implementation.ipynb``) uses
 :class:`MNIST`; "The adversarial game" uses the 2-D mixtures; "Image restoration"
-(``book/05b_image_restoration.ipynb``) uses :func:`photo_patches` (crops of scikit-image's bundled
-colour photographs, no download) and :class:`PairedDataset` (degraded and clean images side by side);
-"Unpaired translation" (``book/05c_unpaired_translation.ipynb``) uses :class:`MNISTM`, MNIST digits
-blended over crops of those photographs as Ganin et al. built MNIST-M.
+(``book/05b_image_restoration.ipynb``) and ``python -m ganlab train restore`` use :class:`PhotoPatches`
+(an endless, seeded stream of crops of scikit-image's bundled colour photographs, no download, degraded on
+the fly), :func:`photo_patches` (a fixed set of crops) and :class:`PairedDataset` (degraded and clean images
+side by side). The photographs of :data:`RESTORE_TRAIN_PHOTOS` are trained on; those of
+:data:`RESTORE_TEST_PHOTOS` and :data:`OTHER_PHOTOS` (shipped by matplotlib and scikit-learn, so that
+nothing is tuned to scikit-image's set) never are. "Unpaired translation"
+(``book/05c_unpaired_translation.ipynb``) uses :class:`MNISTM`, MNIST digits blended over crops of
+scikit-image's photographs as Ganin et al. built MNIST-M.
 
 Where the data comes from (see ``data_root``):
 
@@ -21,6 +25,7 @@ images are there, ``train=True`` gives them and ``train=False`` the 10,000 test 
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import os
@@ -48,8 +53,12 @@ __all__ = [
     "ring_centers",
     "grid_centers",
     "COLOUR_PHOTOS",
+    "OTHER_PHOTOS",
+    "RESTORE_TRAIN_PHOTOS",
+    "RESTORE_TEST_PHOTOS",
     "photo",
     "photo_patches",
+    "PhotoPatches",
     "PairedDataset",
     "MNISTM",
     "MNISTM_TRAIN_PHOTOS",
@@ -327,23 +336,62 @@ def grid_of_gaussians(n: int = 10_000, *, size: int = 5, spacing: float = 2.0, s
 # --- photographs and paired datasets for image-to-image tasks ----------------------------------------
 
 # colour photographs that ship inside scikit-image (no download): name -> loader in skimage.data
+# ("motorcycle" and "motorcycle_right" are the two views of skimage.data.stereo_motorcycle)
 COLOUR_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "immunohistochemistry",
-                 "hubble_deep_field", "retina")
+                 "hubble_deep_field", "retina", "motorcycle_right")
+# colour photographs that ship with other packages: matplotlib's sample data and scikit-learn's sample images
+OTHER_PHOTOS = ("grace_hopper", "china", "flower")
+# the restoration tasks train on these natural photographs (and their halved and three-quarter sizes) ...
+RESTORE_TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "motorcycle", "motorcycle_right", "immunohistochemistry")
+# ... and hold out this one entirely, with OTHER_PHOTOS
+RESTORE_TEST_PHOTOS = ("chelsea",)
+
+
+def _photo_array(name: str) -> np.ndarray:
+    # (H, W, 3) uint8
+    if name in OTHER_PHOTOS:
+        if name == "grace_hopper":
+            import matplotlib.cbook
+            import matplotlib.image
+
+            return matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg"))
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(f"{name}.jpg")
+    from skimage import data as skdata
+
+    if name.startswith("motorcycle"):
+        return skdata.stereo_motorcycle()[0 if name == "motorcycle" else 1]
+    return getattr(skdata, name)()
 
 
 def _photo_bytes(name: str) -> np.ndarray:
     """One of scikit-image's bundled colour photographs as ``(H, W, 3)`` uint8 (0..255)."""
-    from skimage import data as skdata
-
     if name not in COLOUR_PHOTOS:
         raise ValueError(f"name must be one of {', '.join(map(repr, COLOUR_PHOTOS))}; got {name!r}")
-    image = skdata.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skdata, name)()
-    return np.ascontiguousarray(image[..., :3])
+    return np.ascontiguousarray(_photo_array(name)[..., :3], dtype=np.uint8)
 
 
 def photo(name: str) -> torch.Tensor:
-    """One of scikit-image's bundled colour photographs as a ``(3, H, W)`` float tensor in [-1, 1]."""
-    return to_signed(torch.from_numpy(_photo_bytes(name)).permute(2, 0, 1))  # (3, H, W)
+    """A bundled colour photograph as a ``(3, H, W)`` float tensor in [-1, 1]: one of scikit-image's
+    (:data:`COLOUR_PHOTOS`), or of matplotlib's and scikit-learn's (:data:`OTHER_PHOTOS`)."""
+    if name not in COLOUR_PHOTOS + OTHER_PHOTOS:
+        raise ValueError(f"name must be one of {', '.join(map(repr, COLOUR_PHOTOS + OTHER_PHOTOS))}; "
+                         f"got {name!r}")
+    image = np.array(_photo_array(name)[..., :3], dtype=np.uint8)  # a writable copy, without any alpha
+    return to_signed(torch.from_numpy(image).permute(2, 0, 1))     # (3, H, W)
+
+
+@functools.lru_cache(maxsize=64)
+def _photo_at(name: str, scale: float) -> torch.Tensor:
+    """:func:`photo` resized by ``scale`` with anti-aliasing (scikit-image), kept for the next caller."""
+    from skimage.transform import rescale
+
+    image = photo(name)
+    if scale == 1:
+        return image
+    small = rescale(to_unit(image).permute(1, 2, 0).numpy(), scale, channel_axis=-1, anti_aliasing=True)
+    return to_signed(torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1)).float()
 
 
 def photo_patches(names: str | tuple[str, ...] | list[str] = ("astronaut", "coffee", "rocket"), *,
@@ -359,8 +407,6 @@ def photo_patches(names: str | tuple[str, ...] | list[str] = ("astronaut", "coff
             crop holds an object's part rather than a flat piece of it (0.5 halves a 512-pixel photo).
         seed: seeds the crop positions.
     """
-    from skimage.transform import rescale
-
     names = (names,) if isinstance(names, str) else tuple(names)
     if not names:
         raise ValueError("names: give at least one photograph")
@@ -373,10 +419,7 @@ def photo_patches(names: str | tuple[str, ...] | list[str] = ("astronaut", "coff
     g = torch.Generator().manual_seed(seed)
     crops = []
     for i, name in enumerate(names):
-        image = photo(name)
-        if scale != 1:
-            small = rescale(to_unit(image).permute(1, 2, 0).numpy(), scale, channel_axis=-1, anti_aliasing=True)
-            image = to_signed(torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1))
+        image = _photo_at(name, float(scale))
         h, w = image.shape[1:]
         if h < size or w < size:
             raise ValueError(f"size: {size}-pixel crops do not fit in {name!r} at scale {scale} ({h}x{w})")
@@ -385,6 +428,97 @@ def photo_patches(names: str | tuple[str, ...] | list[str] = ("astronaut", "coff
         lefts = torch.randint(w - size + 1, (count,), generator=g).tolist()
         crops += [image[:, t:t + size, l:l + size] for t, l in zip(tops, lefts)]
     return torch.stack(crops).float().contiguous()
+
+
+class PhotoPatches:
+    """An endless, seeded stream of random crops of photographs, for training restorers on the fly.
+
+    ``batch(index, batch_size, seed=0)`` returns ``batch_size`` crops ``(B, 3, size, size)`` in [-1, 1], or,
+    with a ``degradation``, the pair ``(degradation(crops), crops)``; it is a pure function of its
+    arguments, so a run resumed at step k sees the batches of one that never stopped, and every batch is
+    new (fresh crops, fresh noise), which a fixed set of pairs is not.
+
+    Each photograph is used at every size of ``scales`` (resized with anti-aliasing, which also smooths
+    the noise and compression of the originals); a crop comes from a photograph and size with probability
+    proportional to its area, and is flipped and rotated by one of the eight symmetries of the square.
+    A ``recolour`` share of the crops also get their colour channels in a random order and, for half of
+    them, inverted (``x -> -x``): six photographs hold few hues, and a restorer trained on them alone does
+    worse on colours it has not seen (measured on the teal background of scikit-learn's ``flower.jpg``),
+    while one trained on recoloured crops alone loses the colour statistics of real photographs (measured
+    on the cat of ``chelsea``). This is only right for degradations that treat the three channels alike
+    and mid-grey as the centre (noise, clipped or not, bicubic shrinking, masks), not for colourisation,
+    whose input weights the channels.
+
+    Args:
+        names: photographs (see :func:`photo`); keep the test photographs out.
+        size: side of a crop in pixels.
+        scales: resize factors in (0, 1] of the photographs that crops are cut from.
+        degradation: a :class:`ganlab.degrade.Degradation`, or any callable ``f(x, generator=...)``;
+            ``None`` yields the clean crops alone.
+        recolour: the share of crops, in [0, 1], whose channels are permuted and, half the time,
+            inverted (see above).
+    """
+
+    def __init__(self, names: str | tuple[str, ...] | list[str] = RESTORE_TRAIN_PHOTOS, *, size: int = 64,
+                 scales: tuple[float, ...] = (1.0, 0.75, 0.5), degradation=None, recolour: float = 0.0) -> None:
+        names = (names,) if isinstance(names, str) else tuple(names)
+        if not names:
+            raise ValueError("names: give at least one photograph")
+        check_positive_int("size", size)
+        scales = tuple(scales) if isinstance(scales, (tuple, list)) else (scales,)
+        if not scales:
+            raise ValueError("scales: give at least one")
+        for s in scales:
+            if not 0 < check_positive_float("scales", s) <= 1:
+                raise ValueError(f"scales must be in (0, 1], got {s!r}")
+        if degradation is not None and not callable(degradation):
+            raise TypeError(f"degradation must be callable, got {type(degradation).__name__}")
+        self.names, self.size, self.scales, self.degradation = names, size, scales, degradation
+        self.recolour = check_probability("recolour", recolour, open_right=False)
+        self.images = []
+        for name in names:
+            for s in scales:
+                image = _photo_at(name, float(s))
+                if min(image.shape[1:]) < size:
+                    raise ValueError(f"size: {size}-pixel crops do not fit in {name!r} at scale {s} "
+                                     f"({image.shape[1]}x{image.shape[2]})")
+                self.images.append(image.contiguous())
+        area = torch.tensor([float(im.shape[1] * im.shape[2]) for im in self.images], dtype=torch.float64)
+        self.weights = area / area.sum()
+
+    def batch(self, index: int, batch_size: int, *, seed: int = 0):
+        """Batch ``index`` of the stream seeded ``seed``: crops ``(B, 3, size, size)``, or (inputs, crops)."""
+        from .train.batches import step_generator
+
+        check_nonnegative_int("index", index)
+        check_positive_int("batch_size", batch_size)
+        check_seed("seed", seed)
+        g = step_generator(seed, index)
+        which = torch.multinomial(self.weights, batch_size, replacement=True, generator=g).tolist()
+        corner = torch.rand(batch_size, 2, generator=g, dtype=torch.float64)
+        symmetry = torch.randint(8, (batch_size,), generator=g).tolist()
+        crops = []
+        for i, (u, v), k in zip(which, corner.tolist(), symmetry):
+            image = self.images[i]
+            top = int(u * (image.shape[1] - self.size + 1))
+            left = int(v * (image.shape[2] - self.size + 1))
+            crop = image[:, top:top + self.size, left:left + self.size]
+            crop = crop.flip(-1) if k >= 4 else crop
+            crops.append(torch.rot90(crop, k % 4, dims=(1, 2)))
+        clean = torch.stack(crops).contiguous()                     # (B, 3, size, size)
+        if self.recolour > 0:
+            u = torch.rand(batch_size, 2, generator=g)
+            order = torch.argsort(torch.rand(batch_size, 3, generator=g), dim=1)      # a permutation per crop
+            order = torch.where(u[:, :1] < self.recolour, order, torch.arange(3))     # for a `recolour` share
+            sign = torch.where((u[:, 0] < self.recolour) & (u[:, 1] < 0.5), -1.0, 1.0)  # half of those inverted
+            clean = torch.gather(clean, 1, order[:, :, None, None].expand_as(clean)) * sign[:, None, None, None]
+        if self.degradation is None:
+            return clean
+        return self.degradation(clean, generator=g), clean
+
+    def __repr__(self) -> str:
+        return (f"PhotoPatches({', '.join(self.names)}; {self.size} x {self.size} crops at scales "
+                f"{self.scales}, degradation={self.degradation!r}, recolour={self.recolour})")
 
 
 class PairedDataset(TensorDataset):

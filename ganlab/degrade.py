@@ -7,7 +7,7 @@ classical methods of :mod:`ganlab.classical` (the networks are trained by :func:
 Every degradation is a small callable object that maps a batch ``(B, C, H, W)`` in [-1, 1] (ganlab's
 pixel range) to a degraded batch. The random ones draw all their randomness from a CPU
 ``torch.Generator`` (``seed=`` makes a fresh one), so a seed gives the same degradation on any
-device. :class:`Compose` chains them. Strengths are given in the units a reader knows:
+device; :func:`to_8bit` rounds a batch as saving it to an 8-bit file would. :class:`Compose` chains them. Strengths are given in the units a reader knows:
 
 * :class:`GaussianNoise` ``sigma`` is the standard deviation on the [0, 1] scale (``25 / 255`` is the
   classic photo-denoising benchmark); on ganlab's [-1, 1] scale the noise is ``2 * sigma``.
@@ -17,6 +17,8 @@ device. :class:`Compose` chains them. Strengths are given in the units a reader 
 * :class:`Downsample` averages ``factor x factor`` blocks (the low-resolution image) and, by default,
   repeats each low-resolution pixel back to the original size, so every task maps an image to an image
   of the same size (the information is that of the small image; nothing is interpolated).
+* :class:`BicubicDownsample` is the super-resolution benchmarks' degradation: anti-aliased bicubic
+  shrinking, returning the small image (the photo restorers enlarge it themselves).
 * :class:`Greyscale` keeps the luminance ``0.2125 R + 0.7154 G + 0.0721 B`` (the weights of
   ``skimage.color.rgb2gray``), ``(B, 3, H, W) -> (B, 1, H, W)``.
 """
@@ -36,10 +38,12 @@ __all__ = [
     "BoxMask",
     "PixelMask",
     "Downsample",
+    "BicubicDownsample",
     "Greyscale",
     "Compose",
     "split_mask",
     "LUMA_WEIGHTS",
+    "to_8bit",
 ]
 
 LUMA_WEIGHTS = (0.2125, 0.7154, 0.0721)  # ITU-R BT.709, as skimage.color.rgb2gray
@@ -97,6 +101,11 @@ def _rand(shape, generator, device) -> torch.Tensor:
     return torch.rand(shape, generator=generator).to(device)
 
 
+def to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Clamp ``x`` to [-1, 1] and round it to the 256 levels of an 8-bit image file (in [-1, 1])."""
+    return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round() / 127.5 - 1.0
+
+
 class GaussianNoise(Degradation):
     """Add white Gaussian noise of standard deviation ``sigma`` (on the [0, 1] scale) to every pixel.
 
@@ -105,9 +114,11 @@ class GaussianNoise(Degradation):
             uniformly from that range ("blind" denoising, for a restorer that must handle any strength).
         clip: clamp the result to [-1, 1], as saving the noisy image to a file would. Off by default:
             denoising benchmarks add the noise unclipped, so that it stays Gaussian with mean zero.
+        quantize: also round to the 256 levels of an 8-bit file (implies ``clip``): the noisy image a
+            restorer gets from a PNG, which is what ``python -m ganlab restore`` reads.
     """
 
-    def __init__(self, *, sigma: float | tuple[float, float], clip: bool = False) -> None:
+    def __init__(self, *, sigma: float | tuple[float, float], clip: bool = False, quantize: bool = False) -> None:
         if isinstance(sigma, (tuple, list)):
             if len(sigma) != 2:
                 raise ValueError(f"sigma must be a number or a pair (low, high), got {sigma!r}")
@@ -118,7 +129,8 @@ class GaussianNoise(Degradation):
             self.sigma: float | tuple[float, float] = (low, high)
         else:
             self.sigma = _number("sigma", sigma, low_open=True)
-        self.clip = bool(clip)
+        self.clip = bool(clip) or bool(quantize)
+        self.quantize = bool(quantize)
 
     def _apply(self, x, generator):
         noise = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
@@ -128,6 +140,8 @@ class GaussianNoise(Degradation):
         else:
             sigma = self.sigma
         y = x + 2.0 * sigma * noise  # sigma is on the [0, 1] scale; [-1, 1] is twice as wide
+        if self.quantize:
+            return to_8bit(y)
         return y.clamp(-1.0, 1.0) if self.clip else y
 
 
@@ -150,32 +164,51 @@ class _Mask(Degradation):
 
 
 class BoxMask(_Mask):
-    """Blank one ``size x size`` box per image, at a random position that lies fully inside it.
+    """Blank ``count`` boxes per image, each at a random position that lies fully inside it.
 
     Args:
         size: side of the box in pixels (an int, or ``(height, width)``).
+        max_size: with it, each box's height and width are drawn independently and uniformly from
+            ``size .. max_size`` (ints); ``None``: every box is ``size``.
+        count: boxes per image (they may overlap).
         fill: value written into the missing pixels (0 is mid-grey in [-1, 1]).
         mask_channel: append the mask as the last channel (1 = missing).
     """
 
-    def __init__(self, *, size: int | tuple[int, int], fill: float = 0.0, mask_channel: bool = True) -> None:
+    def __init__(self, *, size: int | tuple[int, int], max_size: int | None = None, count: int = 1,
+                 fill: float = 0.0, mask_channel: bool = True) -> None:
         super().__init__(fill=fill, mask_channel=mask_channel)
         sides = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
         if len(sides) != 2:
             raise ValueError(f"size must be an int or a pair (height, width), got {size!r}")
         self.size = (check_positive_int("size", sides[0]), check_positive_int("size", sides[1]))
+        if max_size is not None:
+            check_positive_int("max_size", max_size)
+            if max_size < max(self.size):
+                raise ValueError(f"max_size must be at least size, got {max_size!r} < {size!r}")
+        self.max_size = max_size
+        self.count = check_positive_int("count", count)
 
     def _missing(self, x, generator):
         b, _, h, w = x.shape
-        bh, bw = self.size
-        if bh > h or bw > w:
-            raise ValueError(f"size: a {bh}x{bw} box does not fit in {h}x{w} images")
-        top = (_rand(b, generator, "cpu") * (h - bh + 1)).long()
-        left = (_rand(b, generator, "cpu") * (w - bw + 1)).long()
+        top_size = self.max_size if self.max_size is not None else max(self.size)
+        if self.size[0] > h or self.size[1] > w:
+            raise ValueError(f"size: a {self.size[0]}x{self.size[1]} box does not fit in {h}x{w} images")
         rows, cols = torch.arange(h), torch.arange(w)
-        inside_r = (rows[None] >= top[:, None]) & (rows[None] < top[:, None] + bh)    # (B, H)
-        inside_c = (cols[None] >= left[:, None]) & (cols[None] < left[:, None] + bw)  # (B, W)
-        return (inside_r[:, :, None] & inside_c[:, None, :])[:, None].to(x.device)     # (B, 1, H, W)
+        missing = torch.zeros(b, h, w, dtype=torch.bool)
+        for _ in range(self.count):
+            if self.max_size is None:
+                bh = torch.full((b,), self.size[0])
+                bw = torch.full((b,), self.size[1])
+            else:  # sides drawn from size .. max_size, cut to the image
+                bh = (self.size[0] + _rand(b, generator, "cpu") * (min(top_size, h) - self.size[0] + 1)).long()
+                bw = (self.size[1] + _rand(b, generator, "cpu") * (min(top_size, w) - self.size[1] + 1)).long()
+            top = (_rand(b, generator, "cpu") * (h - bh + 1)).long()
+            left = (_rand(b, generator, "cpu") * (w - bw + 1)).long()
+            inside_r = (rows[None] >= top[:, None]) & (rows[None] < (top + bh)[:, None])    # (B, H)
+            inside_c = (cols[None] >= left[:, None]) & (cols[None] < (left + bw)[:, None])  # (B, W)
+            missing |= inside_r[:, :, None] & inside_c[:, None, :]
+        return missing[:, None].to(x.device)                                                 # (B, 1, H, W)
 
 
 class PixelMask(_Mask):
@@ -215,6 +248,31 @@ class Downsample(Degradation):
             raise ValueError(f"factor: the image sides ({h}x{w}) must be divisible by {self.factor}")
         small = F.avg_pool2d(x, self.factor)                       # (B, C, H / f, W / f)
         return F.interpolate(small, scale_factor=self.factor, mode="nearest") if self.resize_back else small
+
+
+class BicubicDownsample(Degradation):
+    """Shrink by ``factor`` with anti-aliased bicubic interpolation: ``(B, C, H, W) -> (B, C, H / f, W / f)``.
+
+    The standard degradation of super-resolution benchmarks (MATLAB's ``imresize``, which low-pass filters
+    before it samples; here ``torch.nn.functional.interpolate(..., mode="bicubic", antialias=True)``, which
+    follows Pillow's). The result is clamped to [-1, 1] (bicubic weights overshoot at edges).
+
+    Args:
+        factor: the reduction of each side; the image sides must be divisible by it.
+        quantize: round to the 256 levels of an 8-bit file, as the small image a user hands over is.
+    """
+
+    def __init__(self, *, factor: int, quantize: bool = False) -> None:
+        self.factor = check_positive_int("factor", factor)
+        self.quantize = bool(quantize)
+
+    def _apply(self, x, generator):
+        h, w = x.shape[-2:]
+        if h % self.factor or w % self.factor:
+            raise ValueError(f"factor: the image sides ({h}x{w}) must be divisible by {self.factor}")
+        small = F.interpolate(x, size=(h // self.factor, w // self.factor), mode="bicubic", antialias=True,
+                              align_corners=False)                   # (B, C, H / f, W / f)
+        return to_8bit(small) if self.quantize else small.clamp(-1.0, 1.0)
 
 
 class Greyscale(Degradation):

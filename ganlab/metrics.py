@@ -26,6 +26,14 @@ Taught in ``book/04_implementation.ipynb`` ("Measuring quality").
   (``book/05b_image_restoration.ipynb``): fidelity to the clean image in decibels, structural
   similarity (Wang et al. 2004, through torchmetrics), and a sharpness measure that needs no
   reference (the variance of the Laplacian, high for crisp edges and fine texture, low for blur).
+* :func:`photo_realism` is a Fréchet distance for restored photographs that does not reward blur: on
+  the features of :class:`ganlab.models.PhotoFeatureNet`, a small CNN that :func:`get_photo_features`
+  trains (once, deterministically, then cached) on crops of the training photographs to tell clean crops
+  from blurred, enlarged and noisy copies of them. Lower is more like the clean photographs.
+* :func:`colourfulness` (Hasler & Süsstrunk 2003), :func:`chroma_error` (the distance of the CIELAB
+  a*b* colour coordinates: hue and saturation errors together) and :func:`chroma_correlation` (whether
+  the colours vary across the image as the truth's do, which a global tint does not) score
+  colourisation per image.
 * :func:`inception_fid` computes real FID with torchmetrics where the Inception weights can be had
   (for example on Colab); :func:`fid_with_features` runs torchmetrics' implementation on any feature
   extractor, which lets the two implementations be checked against each other offline.
@@ -52,7 +60,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .errors import UsageError
-from .models.classifier import MNISTClassifier
+from .models.classifier import MNISTClassifier, PhotoFeatureNet
 from .utils import (check_choice, check_nonnegative_int, check_pixels, check_positive_float,
                     check_positive_int, device_of, get_device)
 
@@ -82,9 +90,17 @@ __all__ = [
     "ssim",
     "laplacian_variance",
     "restoration_scores",
+    "get_photo_features",
+    "photo_features",
+    "photo_realism",
+    "colourfulness",
+    "chroma_error",
+    "chroma_correlation",
 ]
 
 _CLASSIFIER_FORMAT = 1  # bump when the training recipe changes, so old caches are not reused
+_PHOTO_FEATURES_FORMAT = 1  # the same for get_photo_features
+PHOTO_KINDS = ("clean", "blurred", "enlarged", "noisy")  # what PhotoFeatureNet tells apart
 
 
 def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -152,7 +168,24 @@ def _cached_classifier(name: str, train: Any, held: Any, *, device: str | torch.
     digest.update(repr((_CLASSIFIER_FORMAT, epochs, seed, MNISTClassifier(**args).model_args)).encode())
     path = cache_folder(cache_dir) / f"{name}-classifier-{digest.hexdigest()[:16]}.pt"
 
-    model = MNISTClassifier(**args)
+    def fit() -> tuple[nn.Module, float]:
+        torch.manual_seed(seed)
+        model = MNISTClassifier(**args)
+        fit_classifier(model, train.images, train.targets,
+                       ClassifierConfig(epochs=epochs, batch_size=64, seed=seed, progress=progress))
+        _, probs = classifier_outputs(held.images, model)
+        return model, (probs.argmax(1) == held.targets).float().mean().item()
+
+    return _cached_model(path, MNISTClassifier(**args), fit, device)
+
+
+def _cached_model(path: Path, model: nn.Module, train: Callable[[], tuple[nn.Module, float]],
+                  device: str | torch.device) -> nn.Module:
+    """``model`` with the weights cached at ``path``, else ``train()``'s (then cached), in eval mode.
+
+    ``train()`` returns the trained model and its held-out accuracy, kept as ``model.heldout_accuracy``;
+    an unreadable cache file is trained over.
+    """
     state = None
     if path.is_file():
         try:
@@ -161,17 +194,109 @@ def _cached_classifier(name: str, train: Any, held: Any, *, device: str | torch.
         except (CheckpointError, KeyError, RuntimeError):
             state = None  # unreadable cache: train again and overwrite it
     if state is None:
-        torch.manual_seed(seed)
-        model = MNISTClassifier(**args)
-        fit_classifier(model, train.images, train.targets,
-                       ClassifierConfig(epochs=epochs, batch_size=64, seed=seed, progress=progress))
-        _, probs = classifier_outputs(held.images, model)
-        accuracy = (probs.argmax(1) == held.targets).float().mean().item()
-        state = {"weights": model.state_dict(), "heldout_accuracy": accuracy, "epochs": epochs, "seed": seed}
+        model, accuracy = train()
+        state = {"weights": model.state_dict(), "heldout_accuracy": accuracy}
         save_checkpoint(path, **state)
     model.heldout_accuracy = float(state["heldout_accuracy"])
     model.eval().requires_grad_(False)
     return model.to(get_device(device))
+
+
+def _photo_kinds(clean: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each crop of ``clean`` as it is and blurred, enlarged and noisy (:data:`PHOTO_KINDS`), with labels."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    g = torch.Generator().manual_seed(seed)
+    n, _, h, w = clean.shape
+    blurred = torch.cat([gaussian_blur(x[None], [9, 9], [float(s)] * 2)
+                         for x, s in zip(clean, 0.5 + torch.rand(n, generator=g))])     # sigma 0.5 .. 1.5 px
+    factors = torch.randint(1, 3, (n,), generator=g).tolist()                          # 2x or 4x
+    enlarged = torch.cat([F.interpolate(F.interpolate(x[None], scale_factor=1 / 2 ** f, mode="bicubic",
+                                                      antialias=True), size=(h, w), mode="bicubic")
+                          for x, f in zip(clean, factors)])
+    sigma = (3 + 12 * torch.rand(n, 1, 1, 1, generator=g)) / 255                        # 3 .. 15 / 255
+    noisy = clean + 2 * sigma * torch.randn(clean.shape, generator=g)
+    images = torch.cat([clean, blurred, enlarged, noisy]).clamp(-1, 1)
+    return images, torch.arange(len(PHOTO_KINDS)).repeat_interleave(n)
+
+
+def get_photo_features(*, device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None = None,
+                       n_crops: int = 1_500, size: int = 32, epochs: int = 3, seed: int = 0,
+                       progress: bool = False) -> PhotoFeatureNet:
+    """The feature network of :func:`photo_realism`: trained once, deterministically, then cached.
+
+    ``n_crops`` clean ``size x size`` crops of the training photographs
+    (:data:`ganlab.data.RESTORE_TRAIN_PHOTOS`, at full, three-quarter and half size) are each shown as
+    they are, blurred (Gaussian, 0.5 to 1.5 pixels), enlarged from a 2 or 4 times smaller copy (bicubic)
+    and with noise (3 to 15 / 255), and a :class:`ganlab.models.PhotoFeatureNet` learns to tell the four
+    apart (``epochs`` passes, CPU, fixed ``seed``). Its accuracy on crops of the held-out photographs
+    (:data:`ganlab.data.RESTORE_TEST_PHOTOS` and :data:`ganlab.data.OTHER_PHOTOS`) is stored as
+    ``heldout_accuracy`` (chance is 1/4). Cached in :func:`cache_folder` under a name that hashes every
+    setting; the model is returned in eval mode.
+    """
+    from .data import OTHER_PHOTOS, RESTORE_TEST_PHOTOS, RESTORE_TRAIN_PHOTOS, PhotoPatches
+    from .train.classifier import ClassifierConfig, fit_classifier
+
+    for name, value in (("n_crops", n_crops), ("size", size), ("epochs", epochs)):
+        check_positive_int(name, value)
+    key = repr((_PHOTO_FEATURES_FORMAT, RESTORE_TRAIN_PHOTOS, PHOTO_KINDS, n_crops, size, epochs, seed,
+                PhotoFeatureNet().model_args))
+    path = cache_folder(cache_dir) / f"photo-features-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+    def train() -> tuple[nn.Module, float]:
+        images, labels = _photo_kinds(PhotoPatches(RESTORE_TRAIN_PHOTOS, size=size).batch(0, n_crops, seed=seed),
+                                      seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = PhotoFeatureNet()
+        fit_classifier(model, images, labels, ClassifierConfig(epochs=epochs, batch_size=64, max_shift=0,
+                                                               seed=seed, progress=progress))
+        held = PhotoPatches(RESTORE_TEST_PHOTOS + OTHER_PHOTOS, size=size, scales=(1.0,))
+        held, held_labels = _photo_kinds(held.batch(0, 200, seed=seed + 1), seed + 1)
+        with torch.no_grad():
+            return model, (model(held).argmax(1) == held_labels).float().mean().item()
+
+    return _cached_model(path, PhotoFeatureNet(), train, device)
+
+
+@torch.no_grad()
+def photo_features(images: torch.Tensor, net: nn.Module, *, batch_size: int = 256) -> torch.Tensor:
+    """The features ``(N, D)`` (float64, CPU) of colour images ``(N, 3, H, W)`` in [-1, 1] under ``net``."""
+    check_positive_int("batch_size", batch_size)
+    images = check_pixels("images", images, slack=_PIXEL_SLACK).clamp(-1, 1)
+    if images.dim() != 4 or images.shape[1] != 3 or len(images) == 0:
+        raise UsageError(f"images must have shape (N, 3, H, W) with N > 0, got {tuple(images.shape)}")
+    device = device_of(net)
+    return torch.cat([net.features(chunk.to(device).float()).double().cpu() for chunk in images.split(batch_size)])
+
+
+def _tiles(images: torch.Tensor, tile: int | None) -> torch.Tensor:
+    # (N, C, H, W) -> (N * H // tile * W // tile, C, tile, tile): the whole tiles of each image
+    if tile is None:
+        return images
+    check_positive_int("tile", tile)
+    n, c, h, w = images.shape
+    if tile > min(h, w):
+        raise UsageError(f"tile must be at most the images' side ({min(h, w)}), got {tile}")
+    x = images[..., :h // tile * tile, :w // tile * tile].unfold(2, tile, tile).unfold(3, tile, tile)
+    return x.permute(0, 2, 3, 1, 4, 5).reshape(-1, c, tile, tile)
+
+
+def photo_realism(images: torch.Tensor, reference: torch.Tensor, net: nn.Module | None = None, *,
+                  tile: int | None = None) -> float:
+    """Fréchet distance between the :func:`photo_features` of ``images`` and of clean ``reference`` crops.
+
+    Both ``(N, 3, H, W)`` in [-1, 1] (``N >= 2`` each; compare distances only at equal ``N`` and crop
+    size, the estimate is biased upwards at small ``N``). ``tile`` scores the ``tile x tile`` pieces of
+    every image instead of whole images (more samples for the covariance). ``net`` defaults to
+    :func:`get_photo_features`. Lower is more like the reference: a blurred, noisy or overshooting
+    restoration moves its features' statistics away from those of clean crops, however close each pixel
+    is on average.
+    """
+    net = net if net is not None else get_photo_features()
+    mu1, s1 = feature_statistics(photo_features(_tiles(images, tile), net))
+    mu2, s2 = feature_statistics(photo_features(_tiles(reference, tile), net))
+    return frechet_distance(mu1, s1, mu2, s2)
 
 
 @torch.no_grad()
@@ -551,6 +676,68 @@ def restoration_scores(pred: Any, target: Any, *, mask: Any = None, psnr_reducti
     return {"psnr": psnr(pred, target, mask=mask, value_range=value_range, reduction=psnr_reduction),
             "ssim": ssim(pred, target, value_range=value_range),
             "sharpness": laplacian_variance(pred, value_range=value_range)}
+
+
+def colourfulness(images: Any, *, value_range: tuple[float, float] = (-1.0, 1.0),
+                  reduction: str = "mean") -> float | torch.Tensor:
+    """The colourfulness of Hasler & Süsstrunk (2003) per image, on the [0, 255] scale of their paper.
+
+    With ``rg = R - G`` and ``yb = (R + G) / 2 - B`` over the pixels of a colour image,
+    ``sqrt(std(rg)² + std(yb)²) + 0.3 sqrt(mean(rg)² + mean(yb)²)``: 0 for a grey image, about 15 for
+    "slightly", 33 for "moderately" and 59 for "highly" colourful photographs in their survey. A global
+    tint scores only its small second term: its colours do not vary.
+    """
+    x, _ = _unit_pair(images, images, value_range, names=("images", "images"))
+    if x.shape[1] != 3:
+        raise ValueError(f"images must have 3 channels, got {x.shape[1]}")
+    r, g, b = (255 * x[:, i].flatten(1) for i in range(3))
+    rg, yb = r - g, (r + g) / 2 - b
+    std = (rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False)).sqrt()
+    mean = (rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2).sqrt()
+    return _reduce(std + 0.3 * mean, reduction)
+
+
+def chroma_error(pred: Any, target: Any, *, value_range: tuple[float, float] = (-1.0, 1.0),
+                 reduction: str = "mean") -> float | torch.Tensor:
+    """The mean distance per image between the CIELAB a*b* coordinates of ``pred`` and ``target``.
+
+    The a*b* plane holds a colour's hue (angle) and saturation (radius) and leaves out its lightness, so
+    this is the colour error of a colouriser whose lightness is exact. A grey image scores the target's
+    mean chroma; a wrong hue, or a global tint, scores more than the grey image where the target's
+    colours differ from it. Colour images ``(N, 3, H, W)``; scikit-image's ``rgb2lab`` (D65).
+    """
+    p, t = _unit_pair(pred, target, value_range)
+    if p.shape[1] != 3:
+        raise ValueError(f"pred and target must have 3 channels, got {p.shape[1]}")
+    return _reduce((_ab(p) - _ab(t)).norm(dim=-1).mean(dim=1), reduction)
+
+
+def _ab(images: torch.Tensor) -> torch.Tensor:
+    # (N, 3, H, W) on [0, 1] -> the CIELAB a*b* coordinates (N, H * W, 2), scikit-image's rgb2lab (D65)
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(images.permute(0, 2, 3, 1).numpy(), channel_axis=-1)
+    return torch.from_numpy(lab[..., 1:]).flatten(1, 2)
+
+
+def chroma_correlation(pred: Any, target: Any, *, value_range: tuple[float, float] = (-1.0, 1.0),
+                       reduction: str = "mean") -> float | torch.Tensor:
+    """How far the colours of ``pred`` vary as those of ``target`` do, per image: the correlation of their
+    CIELAB a*b* vectors over the pixels, ``Σ (p - p̄)·(t - t̄) / sqrt(Σ |p - p̄|² Σ |t - t̄|²)``.
+
+    1 when each pixel's colour departs from the image's mean colour the way the truth's does; 0 for a
+    grey image and for a global tint, whose colour does not vary; negative for colours that vary the
+    wrong way. Colour images ``(N, 3, H, W)``.
+    """
+    p, t = _unit_pair(pred, target, value_range)
+    if p.shape[1] != 3:
+        raise ValueError(f"pred and target must have 3 channels, got {p.shape[1]}")
+    dp, dt = (ab - ab.mean(dim=1, keepdim=True) for ab in (_ab(p), _ab(t)))
+    num = (dp * dt).sum(dim=(1, 2))
+    den = (dp.pow(2).sum(dim=(1, 2)) * dt.pow(2).sum(dim=(1, 2))).sqrt()
+    # colours that vary by less than 0.01 a*b* units (rounding in a grey image) do not vary
+    flat = (dp.pow(2).mean(dim=(1, 2)) < 1e-4) | (dt.pow(2).mean(dim=(1, 2)) < 1e-4)
+    return _reduce(torch.where(flat, torch.zeros_like(num), num / den.clamp_min(1e-12)), reduction)
 
 
 METRICS.update(psnr=psnr, ssim=ssim, laplacian_variance=laplacian_variance)

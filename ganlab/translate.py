@@ -3,17 +3,19 @@
 :func:`translate` runs a trained ``G`` over a batch of images. The training side (L1 plus a weighted
 adversarial loss, Isola et al. 2017, https://arxiv.org/abs/1611.07004) lives in
 :mod:`ganlab.train.pix2pix` with the package's other loops, and is re-exported here:
-:class:`Pix2PixConfig`, :class:`Pix2PixResult`, :func:`translation_step` and :func:`fit_pix2pix`.
+:class:`Pix2PixConfig`, :class:`Pix2PixResult`, :func:`translation_step`, :func:`fit_pix2pix` and
+:func:`load_pix2pix_generator`.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .train.pix2pix import Pix2PixConfig, Pix2PixResult, fit_pix2pix, translation_step
+from .train.pix2pix import Pix2PixConfig, Pix2PixResult, fit_pix2pix, load_pix2pix_generator, translation_step
 from .utils import check_positive_int, device_of
 
-__all__ = ["Pix2PixConfig", "Pix2PixResult", "translation_step", "fit_pix2pix", "translate"]
+__all__ = ["Pix2PixConfig", "Pix2PixResult", "translation_step", "fit_pix2pix", "load_pix2pix_generator",
+           "translate"]
 
 
 @torch.no_grad()

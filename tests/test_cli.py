@@ -129,7 +129,7 @@ def test_train_defaults_to_the_recipes_steps_with_minutes_only_a_cap(capsys):
     args = build_parser().parse_args(["train", "dcgan", "--out", "x"])
     assert args.steps == MNIST.config.steps == 4_000 and args.minutes is None
     with pytest.raises(SystemExit):
-        main(["train", "--help"])
+        main(["train", "dcgan", "--help"])
     assert "(default: 4000," in " ".join(capsys.readouterr().out.split())
     # the flags' defaults are MNIST's: the conditional recipe must share every value they set
     assert MNIST_COND.config == MNIST.config

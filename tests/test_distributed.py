@@ -97,6 +97,28 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
 
 
+class NoisyStream:
+    """An endless stream as ``ganlab.data.PhotoPatches`` is one: batch ``index`` made afresh from the step's
+    generator, ``(noisy, clean)`` colour crops of 8 x 8."""
+
+    def batch(self, index: int, batch_size: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        g = gl.train.step_generator(seed, index)
+        clean = torch.rand(batch_size, 3, 8, 8, generator=g) * 2 - 1
+        return clean + 0.2 * torch.randn(clean.shape, generator=g), clean
+
+
+def restorer_run(out_dir: Path | None = None) -> dict[str, torch.Tensor]:
+    """A restorer trained on the stream with the EMA of G (as `train restore` trains one): its weights."""
+    torch.manual_seed(0)
+    G = gl.models.RestorationUNet(base_channels=4, depth=1, blocks=1)
+    result = gl.train.fit_pix2pix(G, None, NoisyStream(), gl.train.Pix2PixConfig(
+        steps=STEPS, batch_size=BATCH, lr_g=1e-2, adv_weight=0.0, ema_half_life=40.0, device="cpu",
+        progress=False, log_every=1), out_dir=out_dir)
+    nets = {"G": result.G, **({"G_ema": result.G_ema} if result.G_ema is not None else {})}
+    return {f"{name}.{k}": v.detach().clone() for name, net in nets.items()
+            for k, v in net.state_dict().items()}
+
+
 def _allreduce_skipped(state, bucket):  # a DDP communication hook that keeps each process's own gradient
     future = torch.futures.Future()
     future.set_result(bucket.buffer())
@@ -180,6 +202,7 @@ def _worker(tmp: Path) -> None:
                                                        out_dir=tmp / "cycle"))
     writes.on = False
     out["cycle_writes"] = writes.paths
+    out["stream"] = restorer_run(tmp / "stream")   # fit_pix2pix on a stream: rows of each global batch
 
     # the run skeleton: rank 0 alone shows a bar; a time budget or a NaN on one process stops both
     with gl.train.Run(steps=1, progress=True) as run:
@@ -283,6 +306,14 @@ def test_fit_cyclegan_on_two_processes_trains_the_weights_of_one_process(two_pro
     assert all(torch.equal(rank0["cycle"][k], v) for k, v in rank1["cycle"].items())
     assert rank0["cycle_writes"] and not rank1["cycle_writes"]   # rank 0 alone writes the checkpoint
     assert gl.train.load_cyclegan(tmp / "cycle" / "checkpoint.pt").step == STEPS
+def test_fit_pix2pix_on_a_stream_trains_what_one_process_trains(two_processes):
+    tmp, (rank0, rank1), _ = two_processes
+    one = restorer_run()
+    assert max_difference(rank0["stream"], one) < 1e-5                 # the EMA of G included
+    assert rank1["stream"].keys() == {k for k in one if k.startswith("G.")}   # rank 1 keeps no EMA
+    saved = gl.train.pix2pix.load_pix2pix_generator(tmp / "stream" / "checkpoint.pt")[0].state_dict()
+    assert max_difference({f"G_ema.{k}": v for k, v in saved.items()},
+                          {k: v for k, v in one.items() if k.startswith("G_ema.")}) < 1e-5
 
 
 def test_a_run_resumes_from_distributed_to_one_process_and_back(two_processes):

@@ -2,7 +2,8 @@
 
 Each registered pair has a builder with keyword-only, typed arguments (torchvision's ``resnet50(*, ...)``
 style), so every option a chapter or the command line passes is in a signature: :func:`build_dcgan`,
-:func:`build_toy` and, for image-to-image models (which take no noise), :func:`build_pix2pix`. A shared
+:func:`build_toy` and, for image-to-image models (which take no noise), :func:`build_pix2pix`; the photo
+restorer :class:`RestorationUNet` is built by ``ganlab.recipes.RESTORE``. A shared
 argument (``img_size``) goes to both networks; a ``g_`` / ``d_`` prefix marks an option of one network
 (``d_spectral_norm``), or overrides a shared one for it (``d_base_channels``).
 
@@ -26,7 +27,7 @@ from ..utils import check_seed
 from .classifier import MNISTClassifier
 from .cyclegan import ResnetBlock, ResnetGenerator
 from .dcgan import ConditionalBatchNorm2d, DCGANDiscriminator, DCGANGenerator, stage_plan
-from .pix2pix import PatchGANDiscriminator, UNetGenerator
+from .pix2pix import PatchGANDiscriminator, RestorationUNet, UNetGenerator
 from .toy import ToyDiscriminator, ToyGenerator
 from .vae import VAE, VAEDecoder, VAEEncoder
 
@@ -47,6 +48,7 @@ __all__ = [
     "ResnetBlock",
     "CycleGANNets",
     "build_cyclegan",
+    "RestorationUNet",
     "build_dcgan",
     "build_toy",
     "build_pix2pix",

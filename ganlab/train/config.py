@@ -24,7 +24,8 @@ from ..utils import (check_betas, check_bool, check_choice, check_nonnegative_in
 from .levers import PRECISIONS, RESUMABLE_LEVERS, SpeedLevers
 
 __all__ = ["TrainConfig", "TrainResult", "UNLIMITED_STEPS", "CALLBACK_EVENTS", "CHECKPOINT_NAME",
-           "RESUMABLE_CHANGES", "check_run_fields", "check_adam_fields", "check_weight", "config_to_dict"]
+           "RESUMABLE_CHANGES", "check_run_fields", "check_adam_fields", "check_weight", "config_to_dict",
+           "known_fields"]
 
 # a step count that only a time budget (max_minutes) ends; the progress bar then counts without a total
 UNLIMITED_STEPS = 10**9
@@ -65,6 +66,14 @@ def check_weight(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
     return value
+
+
+def known_fields(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``d`` (a saved config), after checking that every key is a field of the dataclass ``cls``."""
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"config: unknown field(s) {', '.join(unknown)}")
+    return dict(d)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -135,11 +144,7 @@ class TrainConfig(SpeedLevers):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"config: unknown field(s) {', '.join(unknown)}")
-        d = dict(d)
+        d = known_fields(cls, d)
         if "ema_half_life" in d and "ema_rampup" not in d:
             d["ema_rampup"] = None  # a checkpoint from before the warm-up: its EMA had none, and keeps none
         return cls(**d)

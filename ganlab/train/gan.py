@@ -64,7 +64,7 @@ from .nets import call, unwrap
 from .sampling import sample
 from .steps import discriminator_update, generator_update
 
-__all__ = ["fit", "ema_decay", "lr_scale"]
+__all__ = ["fit", "ema_decay", "update_ema", "lr_scale"]
 
 
 def ema_decay(batch_size: int, half_life_images: float, *, rampup: float | None = None,
@@ -107,7 +107,7 @@ def _set_lr(opt_g, opt_d, config: TrainConfig, step: int) -> None:
             group["lr"] = lr * scale
 
 
-def _update_ema(G_ema: AveragedModel, G: nn.Module, config: TrainConfig, step: int) -> None:
+def update_ema(G_ema: AveragedModel, G: nn.Module, config: TrainConfig, step: int) -> None:
     """``G_ema <- β G_ema + (1 - β) G`` after step ``step + 1``, ``β`` from :func:`ema_decay` at that step
     (``AveragedModel`` copies G at its first update, when ``β`` is 0 anyway with a warm-up)."""
     decay = ema_decay(config.batch_size, config.ema_half_life, rampup=config.ema_rampup,
@@ -269,7 +269,7 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
                 augment=config.augment, scaler=state.scaler_g, autocast=autocast, generator=gen,
                 skip_d_grads=config.skip_d_grads)
             if G_ema is not None:
-                _update_ema(G_ema, G, config, run.step)
+                update_ema(G_ema, G, config, run.step)
             run.end_step({**d_stats, **g_stats}, finite=("d_loss", "g_loss"))
             if run.due(config.sample_every) and run.main:
                 _take_samples(run, state, config, fixed_z, samples, out_dir)
