@@ -662,16 +662,18 @@ def _train(args, parser) -> int:
                          device)
 
 
-def _run_training(train, args, parser, device) -> int:
+def _run_training(train, args, parser, device, *, batch_size: int | None = None, what: str = "",
+                  unit: str = "images") -> int:
     """Call ``train()`` (a fit that writes into ``--out``), report it (rank 0 under torchrun), and turn its
-    failures into one line."""
+    failures into one line. ``batch_size`` (default ``--batch-size``) names the batch in an out-of-memory
+    error; ``what`` and ``unit`` word the report ("trained {what}N steps (M {unit}) ...")."""
     from .train import distributed
 
     start = time.perf_counter()
-    result = _fit_or_exit(train, args, parser, device, args.batch_size)
+    result = _fit_or_exit(train, args, parser, device, args.batch_size if batch_size is None else batch_size)
     if distributed.is_main():
         processes = f"; {distributed.world_size()} processes" if distributed.active() else ""
-        print(f"trained {result.step} steps ({result.step * result.config.batch_size:,} images) in "
+        print(f"trained {what}{result.step} steps ({result.step * result.config.batch_size:,} {unit}) in "
               f"{time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: "
               f"{result.checkpoint}{processes}")
     return 0
@@ -955,7 +957,7 @@ def _check_restore_resume(checkpoint: Path, args, parser) -> None:
 
 def _train_restore(args, parser) -> int:
     from .recipes import RESTORE
-    from .train import CHECKPOINT_NAME, distributed
+    from .train import distributed
     from .train.pix2pix import fit_pix2pix
 
     recipe = RESTORE[args.task]
@@ -977,16 +979,10 @@ def _train_restore(args, parser) -> int:
     params = sum(p.numel() for net in (G, D) for p in net.parameters())
     distributed.from_main(lambda: _prepare_out(args, parser, params))
     data = recipe.data()
-    start = time.perf_counter()
-    result = _fit_or_exit(lambda: fit_pix2pix(G, D if config.adv_weight > 0 else None, data, config,
-                                              out_dir=args.out, resume=args.resume, meta={"task": args.task}),
-                          args, parser, device, config.batch_size)
-    if distributed.is_main():
-        processes = f"; {distributed.world_size()} processes" if distributed.active() else ""
-        print(f"trained a {args.task} restorer for {result.step} steps ({result.step * config.batch_size:,} "
-              f"crops) in {time.perf_counter() - start:.0f} s; stopped by {result.stopped}; checkpoint: "
-              f"{args.out / CHECKPOINT_NAME}{processes}")
-    return 0
+    return _run_training(lambda: fit_pix2pix(G, D if config.adv_weight > 0 else None, data, config,
+                                             out_dir=args.out, resume=args.resume, meta={"task": args.task}),
+                         args, parser, device, batch_size=config.batch_size, what=f"a {args.task} restorer for ",
+                         unit="crops")
 
 
 def _restore(args, parser) -> int:

@@ -229,6 +229,14 @@ class PixelMask(_Mask):
         return _rand((b, 1, h, w), generator, x.device) < self.fraction
 
 
+def _divisible_sides(x: torch.Tensor, factor: int) -> tuple[int, int]:
+    """The image sides ``(H, W)`` of ``x``, both divisible by ``factor`` (else a ValueError naming it)."""
+    h, w = x.shape[-2:]
+    if h % factor or w % factor:
+        raise ValueError(f"factor: the image sides ({h}x{w}) must be divisible by {factor}")
+    return h, w
+
+
 class Downsample(Degradation):
     """Average ``factor x factor`` blocks: a ``factor``-times smaller image (deterministic).
 
@@ -243,9 +251,7 @@ class Downsample(Degradation):
         self.resize_back = bool(resize_back)
 
     def _apply(self, x, generator):
-        h, w = x.shape[-2:]
-        if h % self.factor or w % self.factor:
-            raise ValueError(f"factor: the image sides ({h}x{w}) must be divisible by {self.factor}")
+        h, w = _divisible_sides(x, self.factor)
         small = F.avg_pool2d(x, self.factor)                       # (B, C, H / f, W / f)
         return F.interpolate(small, scale_factor=self.factor, mode="nearest") if self.resize_back else small
 
@@ -267,9 +273,7 @@ class BicubicDownsample(Degradation):
         self.quantize = bool(quantize)
 
     def _apply(self, x, generator):
-        h, w = x.shape[-2:]
-        if h % self.factor or w % self.factor:
-            raise ValueError(f"factor: the image sides ({h}x{w}) must be divisible by {self.factor}")
+        h, w = _divisible_sides(x, self.factor)
         small = F.interpolate(x, size=(h // self.factor, w // self.factor), mode="bicubic", antialias=True,
                               align_corners=False)                   # (B, C, H / f, W / f)
         return to_8bit(small) if self.quantize else small.clamp(-1.0, 1.0)

@@ -25,12 +25,8 @@ def references(text: str, page: str) -> list[tuple[str, str]]:
     """(notebook file name, glued name) for every glue role in ``text``; ``page`` for local ones."""
     refs = []
     for target in REF.findall(text):
-        target = target.split(":", 1)[0] if "::" not in target else target
-        if "::" in target:
-            notebook, rest = target.split("::", 1)
-            refs.append((notebook, rest.split(":", 1)[0]))
-        else:
-            refs.append((page, target))
+        notebook, _, name = target.rpartition("::")        # "NB::name:fmt" or "name:fmt"
+        refs.append((notebook or page, name.split(":", 1)[0]))
     return refs
 
 
