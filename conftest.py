@@ -10,6 +10,10 @@
 * ``--smoke`` also runs every chapter with tiny parameters (tests marked ``smoke``): a quick check of a
   chapter's wiring while editing it. ``pytest --nbval`` runs every chapter in full anyway, so CI leaves
   the smoke runs out.
+* Side by side: pytest-xdist (``-n auto --dist loadfile``, in ``pyproject.toml``) runs each test file,
+  a chapter whole, in one of up to four worker processes, one per core, and gives each worker its share
+  of the cores' threads (``OMP_NUM_THREADS``) unless that is set already. ``-n 0`` runs one file after
+  another in a single process.
 * At the end, the seconds spent per chapter under nbval (and on the unit tests) are printed, so a change
   can see what it costs.
 """
@@ -26,6 +30,34 @@ matplotlib.use("Agg")  # the unit tests draw figures without a screen
 _SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 if not os.environ.get("GANLAB_DATA") and (_SHARED_DATA / "MNIST" / "raw").is_dir():
     os.environ["GANLAB_DATA"] = str(_SHARED_DATA)
+
+
+# ---- chapters side by side: pytest-xdist (`-n auto --dist loadfile` in pyproject.toml) runs each test
+# file, a chapter whole, in one of several worker processes
+_MAX_WORKERS = 4  # more chapters at once than this ask more memory than a laptop has to spare
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's or a `taskset`'s limit included)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, at most ``_MAX_WORKERS`` (``PYTEST_XDIST_AUTO_NUM_WORKERS``
+    overrides it, as in pytest-xdist)."""
+    given = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")
+    return int(given) if given.isdigit() else max(1, min(_cores(), _MAX_WORKERS))
+
+
+# in a worker: its share of the cores for PyTorch, and for the kernels nbval starts (they inherit the
+# environment), unless set already. Two workers with two threads each on two cores would slow both.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "").isdigit():
+    _threads = str(max(1, _cores() // max(1, int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, _threads)
 
 
 def pytest_report_header(config):
@@ -66,4 +98,6 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("seconds per chapter")
     for name in sorted(_SECONDS, key=lambda n: (not n.endswith(".ipynb"), n)):
         terminalreporter.write_line(f"{_SECONDS[name]:8.1f} s  {name}")
-    terminalreporter.write_line(f"{sum(_SECONDS.values()):8.1f} s  in all")
+    workers = getattr(terminalreporter.config.option, "numprocesses", None) or 1
+    terminalreporter.write_line(f"{sum(_SECONDS.values()):8.1f} s  in all"
+                                + (f" (summed over {workers} workers side by side)" if workers > 1 else ""))
