@@ -875,10 +875,12 @@ def _read_images(path: Path, parser) -> "torch.Tensor":
             or shape[-1] != shape[-2] or shape[-1] not in (28, 32):
         parser.error(f"argument --in: {path} must hold images (N, H, W) or (N, C, H, W) with N > 0, C 1 or 3 "
                      f"and H = W = 28 or 32, got shape {shape}")
-    if not np.isfinite(array).all() or array.min() < -1e-3 or array.max() > 1 + 1e-3:
-        parser.error(f"argument --in: {path} must hold pixels in [0, 1], got values in "
-                     f"[{np.nanmin(array):.3g}, {np.nanmax(array):.3g}]"
-                     + ("" if np.isfinite(array).all() else " and NaN or infinite ones"))
+    finite = np.isfinite(array)
+    if not finite.all() or array.min() < -1e-3 or array.max() > 1 + 1e-3:
+        seen = array[finite]  # the range of the finite values (an all-NaN array has none)
+        got = (f"values in [{seen.min():.3g}, {seen.max():.3g}]" if seen.size else "no finite values")
+        parser.error(f"argument --in: {path} must hold pixels in [0, 1], got {got}"
+                     + ("" if finite.all() else ", and NaN or infinite ones"))
     x = torch.from_numpy(array.astype(np.float32)).clamp(0, 1)
     return (x.unsqueeze(1) if x.dim() == 3 else x) * 2 - 1
 

@@ -325,6 +325,8 @@ CASES = [
 ]
 
 
+# a Python warning on the way to the error would print its own lines to stderr before the one line
+@pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize("case, argv, names", CASES, ids=[c.values[0] if hasattr(c, "marks") else c[0]
                                                           for c in CASES])
 def test_bad_input_is_one_line_with_status_2_and_names_it(case, argv, names, world, tmp_path, capsys):
