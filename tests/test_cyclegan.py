@@ -17,6 +17,20 @@ def states_equal(a, b) -> bool:
                for sa, sb in ((x.state_dict(), y.state_dict()) for x, y in zip(a, b)))
 
 
+class Crash(Exception):
+    pass
+
+
+def crash_after_step_3(nets, domains, config, out_dir):
+    """A run into ``out_dir`` that crashes once the checkpoint of step 3 is written."""
+    def crash(state):
+        if state.step == 3:
+            raise Crash
+
+    with pytest.raises(Crash):
+        fit_cyclegan(nets, *domains, config, out_dir=out_dir, callbacks={"on_step_end": [crash]})
+
+
 @pytest.fixture
 def tiny_nets():
     """``tiny_nets(seed=0)``: CycleGAN's four networks for 12 x 12 colour images, seeded weights."""
@@ -136,16 +150,7 @@ def test_fit_logs_checkpoints_and_loads_a_generator_back(tmp_path, tiny_nets, do
 def test_resume_gives_the_same_networks_and_buffers_as_an_uninterrupted_run(tmp_path, tiny_nets, domains, cfg):
     straight = fit_cyclegan(tiny_nets(), *domains, cfg(steps=7))
 
-    class Crash(Exception):
-        pass
-
-    def crash(state):  # after the checkpoint of step 3 is written
-        if state.step == 3:
-            raise Crash
-
-    with pytest.raises(Crash):
-        fit_cyclegan(tiny_nets(), *domains, cfg(steps=7, checkpoint_every=1), out_dir=tmp_path,
-                     callbacks={"on_step_end": [crash]})
+    crash_after_step_3(tiny_nets(), domains, cfg(steps=7, checkpoint_every=1), tmp_path)
     # fresh, differently initialised networks: everything comes from the checkpoint (buffers included)
     resumed = fit_cyclegan(tiny_nets(seed=9), *domains, cfg(steps=7, checkpoint_every=1), out_dir=tmp_path,
                            resume=True)
@@ -155,6 +160,32 @@ def test_resume_gives_the_same_networks_and_buffers_as_an_uninterrupted_run(tmp_
     assert saved["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4 / 3)  # decayed linearly: 1 / (7 - 4)
     with pytest.raises(gl.CheckpointError, match="differs from the checkpoint's in cycle_weight"):
         fit_cyclegan(tiny_nets(), *domains, cfg(steps=9, cycle_weight=1.0), out_dir=tmp_path, resume=True)
+
+
+def test_ema_of_both_generators_is_kept_resumed_and_translates(tmp_path, tiny_nets, domains, cfg):
+    ema = dict(ema_half_life=100.0, ema_rampup=0.5)
+    straight = fit_cyclegan(tiny_nets(), *domains, cfg(steps=7, **ema))
+    x = torch.rand(2, 3, 12, 12) * 2 - 1
+    untrained = tiny_nets()
+    for direction, G, G0 in (("a2b", straight.nets.G_AB, untrained.G_AB), ("b2a", straight.nets.G_BA, untrained.G_BA)):
+        averaged = straight.generator(direction)
+        assert averaged is not G and straight.generator(direction, ema=False) is G
+        # an average of the steps: neither the last one nor the start
+        assert not torch.equal(averaged(x), G(x)) and not torch.equal(averaged(x), G0(x))
+
+    crash_after_step_3(tiny_nets(), domains, cfg(steps=7, checkpoint_every=1, **ema), tmp_path)
+    resumed = fit_cyclegan(tiny_nets(seed=9), *domains, cfg(steps=7, checkpoint_every=1, **ema), out_dir=tmp_path,
+                           resume=True)
+    assert states_equal((resumed.G_AB_ema, resumed.G_BA_ema), (straight.G_AB_ema, straight.G_BA_ema))
+    # what `ganlab translate` loads: the EMA unless asked for the trained generator
+    for direction in ("a2b", "b2a"):
+        assert torch.equal(load_cyclegan_generator(tmp_path / "checkpoint.pt", direction)(x),
+                           straight.generator(direction)(x))
+        assert torch.equal(load_cyclegan_generator(tmp_path / "checkpoint.pt", direction, ema=False)(x),
+                           straight.generator(direction, ema=False)(x))
+    # a run without an EMA translates with its trained generators
+    plain = fit_cyclegan(tiny_nets(), *domains, cfg(steps=2))
+    assert plain.G_AB_ema is None and plain.generator("b2a") is plain.nets.G_BA
 
 
 def test_same_seed_writes_byte_identical_checkpoints(tmp_path, tiny_nets, domains, cfg):
@@ -181,7 +212,8 @@ def test_domains_are_never_seen_in_pairs(monkeypatch, tiny_nets, toy_images, cfg
 
 def test_arguments_are_checked(tiny_nets, domains, cfg):
     for field, value in (("cycle_weight", -1.0), ("identity_weight", float("nan")), ("pool_size", -1),
-                         ("lr_decay_start", 1.0), ("steps", 0)):
+                         ("lr_decay_start", 1.0), ("steps", 0), ("ema_half_life", 0.0),
+                         ("ema_rampup", -0.1)):
         with pytest.raises(ValueError, match=field):
             cfg(**{field: value})
     with pytest.raises(TypeError, match="nets"):

@@ -34,8 +34,9 @@ SMOKE_PARAMETERS: dict[str, dict] = {
                    check_claims=False, fid_pool=400, fid_sizes=[50, 100, 200]),
     "05a_generation_on_demand": dict(steps=10, eval_every=5, n_eval=100, batch_size=16, base_channels=8,
                                      extra_layers=1, check_claims=False),
-    "05c_unpaired_translation": dict(steps=3, batch_size=4, base_channels=4, d_base_channels=4, seeds=[0],
-                                     n_eval=50, dcgan_steps=3, dcgan_base_channels=4, check_claims=False),
+    "05c_unpaired_translation": dict(steps=3, ablation_steps=3, batch_size=4, base_channels=4,
+                                     d_base_channels=4, seeds=[0], n_eval=50, dcgan_steps=3,
+                                     dcgan_base_channels=4, check_claims=False),
     "05b_image_restoration": dict(pre_steps=3, tune_steps=2, den_pre_steps=3, batch_size=2, base_channels=4,
                                   n_test=8, n_bm3d=1, bm3d_size=32, check_claims=False),
 }

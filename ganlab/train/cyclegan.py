@@ -26,12 +26,18 @@ first half of the run and then falling linearly towards 0 (:func:`ganlab.train.l
 ``g_least_squares`` is ``½ (f - 1)²``; the reference's generator loss, ``(f - 1)²``, is twice it, which
 is what is used here so that ``λ = 10`` weighs the same.
 
+With ``ema_half_life`` set, the loop also keeps an exponential moving average of each generator's weights,
+by the half-life rule and warm-up of ``ganlab.fit``'s EMA of G (``update_ema``); :meth:`CycleGANResult.generator`,
+:func:`load_cyclegan_generator` and so ``ganlab translate`` translate with it. The recipe
+(:data:`ganlab.recipes.MNIST_MNISTM`) asks for it: a short run's generators still swing from step to step,
+and a run that stopped on a bad swing lost a third of its digits.
+
 Both domains have ``channels`` channels (3): a grey domain is fed as its grey value in all three, so that
 either generator can be given either domain's images, as the identity term needs (the reference code
 asserts equal channels for it too). :func:`fit_cyclegan` loops over :func:`cyclegan_update` on the shared
 run skeleton (:mod:`.loop`), with checkpoints and exact resume as ``ganlab.fit``: the batches of each
 domain and the buffer's draws are functions of ``(seed, step)``, and a checkpoint holds the four
-networks, both optimisers, both buffers, the config, the step and the history, so a run stopped and
+networks, both optimisers, both buffers, the EMAs, the config, the step and the history, so a run stopped and
 resumed ends with the same weights as one that never stopped (on the CPU).
 
 Under ``torchrun`` (several processes, :mod:`.distributed`) :func:`fit_cyclegan` trains with
@@ -42,6 +48,7 @@ writes the checkpoint (its buffers with it).
 """
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
@@ -52,18 +59,20 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..checkpoint import CheckpointError, check_finite_state, checkpoint_entry, load_checkpoint, save_checkpoint
 from ..data import to_channels
 from ..errors import one_line
 from ..losses import d_least_squares, g_least_squares
 from ..models import CycleGANNets, build_cyclegan
-from ..utils import check_nonnegative_int, check_probability, get_device, remove_stale_temp_files
+from ..utils import (check_nonnegative_int, check_positive_float, check_probability, get_device,
+                     remove_stale_temp_files)
 from .batches import Batches, check_training_images, step_generator
 from . import distributed as dist
 from .checkpoints import check_same_args, config_differences, load_weights, read_on_main
 from .config import CHECKPOINT_NAME, check_adam_fields, check_run_fields, check_weight, config_to_dict
-from .gan import lr_scale
+from .gan import lr_scale, update_ema
 from .levers import autocast_context, make_scaler, resolve_precision
 from .loop import EXPLODING_LOSS, Run, check_callbacks
 from .steps import frozen, optimizer_step
@@ -89,6 +98,9 @@ class CycleGANConfig:
                                         # lambda_A and lambda_B, both 10 by default)
     identity_weight: float = 5.0        # λ_idt, on both identity terms (the reference's 0.5 λ); 0: none
     pool_size: int = 50                 # generated images each discriminator's replay buffer keeps; 0: none
+    ema_half_life: float | None = None  # an EMA of each generator, half-life in images (as TrainConfig's, for
+                                        # G_AB and G_BA alike); translations use it; None disables
+    ema_rampup: float | None = None     # its warm-up: half-life min(ema_half_life, ema_rampup x images seen)
     lr_decay_start: float | None = 0.5  # share of `steps` after which both rates fall linearly towards 0;
                                         # None: constant (the reference: 100 epochs constant, 100 decaying)
     device: str = "auto"                # "auto" (cuda > mps > cpu), or a torch device string
@@ -107,6 +119,10 @@ class CycleGANConfig:
             check_weight("cycle_weight_b", self.cycle_weight_b)
         check_weight("identity_weight", self.identity_weight)
         check_nonnegative_int("pool_size", self.pool_size)
+        if self.ema_half_life is not None:
+            check_positive_float("ema_half_life", self.ema_half_life)
+        if self.ema_rampup is not None:
+            check_positive_float("ema_rampup", self.ema_rampup)
         if self.lr_decay_start is not None:
             check_probability("lr_decay_start", self.lr_decay_start)
         check_nonnegative_int("checkpoint_every", self.checkpoint_every)
@@ -134,6 +150,21 @@ class CycleGANResult:
     stopped: str                        # "steps" (finished) or "time" (max_minutes reached)
     seconds: float                      # wall-clock time of this call
     checkpoint: Path | None = None      # the last checkpoint written, if any
+    G_AB_ema: nn.Module | None = None   # the EMA of G_AB (a plain copy of its class), when the config asks
+    G_BA_ema: nn.Module | None = None   # the EMA of G_BA
+
+    def generator(self, direction: str, *, ema: bool = True) -> nn.Module:
+        """The generator to translate with: G_AB for ``"a2b"``, G_BA for ``"b2a"``; its EMA when the run
+        kept one (unless ``ema=False``)."""
+        return _pick(direction, self.nets, self.G_AB_ema, self.G_BA_ema, ema)
+
+
+def _pick(direction: str, nets: CycleGANNets, G_AB_ema: nn.Module | None, G_BA_ema: nn.Module | None,
+          ema: bool) -> nn.Module:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}; got {direction!r}")
+    trained, averaged = (nets.G_AB, G_AB_ema) if direction == "a2b" else (nets.G_BA, G_BA_ema)
+    return averaged if ema and averaged is not None else trained
 
 
 class ImagePool:
@@ -233,10 +264,11 @@ class _State:
     scaler_d: torch.amp.GradScaler
     pool_a: ImagePool
     pool_b: ImagePool
+    emas: dict[str, AveragedModel]      # "G_AB_ema", "G_BA_ema" when the config asks for them (rank 0 only)
 
     def entries(self) -> dict[str, Any]:
         return {**self.nets._asdict(), "opt_g": self.opt_g, "opt_d": self.opt_d, "scaler_g": self.scaler_g,
-                "scaler_d": self.scaler_d, "pool_a": self.pool_a, "pool_b": self.pool_b}
+                "scaler_d": self.scaler_d, "pool_a": self.pool_a, "pool_b": self.pool_b, **self.emas}
 
 
 def _write_checkpoint(path: Path, state: _State, config: CycleGANConfig, step: int,
@@ -350,7 +382,10 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
     state = _State(nets=nets, opt_g=torch.optim.Adam(g_params, lr=config.lr_g, betas=config.betas),
                    opt_d=torch.optim.Adam(d_params, lr=config.lr_d, betas=config.betas),
                    scaler_g=make_scaler(device, precision), scaler_d=make_scaler(device, precision),
-                   pool_a=ImagePool(config.pool_size), pool_b=ImagePool(config.pool_size))
+                   pool_a=ImagePool(config.pool_size), pool_b=ImagePool(config.pool_size), emas={})
+    if config.ema_half_life is not None and dist.is_main():  # decay set at each update; rank 0 alone keeps them
+        state.emas = {f"{name}_ema": AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.0), use_buffers=True)
+                      for name, net in (("G_AB", nets.G_AB), ("G_BA", nets.G_BA))}
     # under torchrun each process takes its slice of every global batch
     batches_a = Batches(images_a, config.batch_size, 2 * config.seed, distributed=True)
     batches_b = Batches(images_b, config.batch_size, 2 * config.seed + 1, distributed=True)
@@ -390,6 +425,9 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
                                     pool_a=state.pool_a, pool_b=state.pool_b,
                                     generator=pool_draws, autocast=autocast,
                                     scaler_g=state.scaler_g, scaler_d=state.scaler_d)
+            for name, net in (("G_AB", nets.G_AB), ("G_BA", nets.G_BA)):
+                if f"{name}_ema" in state.emas:
+                    update_ema(state.emas[f"{name}_ema"], net, config, run.step)
             run.end_step(stats, finite=("g_loss", "d_loss"))
             if out_dir is not None and run.due(config.checkpoint_every):
                 checkpoint(run)
@@ -398,8 +436,9 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
     # ---- finish: a checkpoint of the last step
     if out_dir is not None and run.checkpoint_step != run.step:
         checkpoint(run)
+    emas = {name: copy.deepcopy(ema.module) for name, ema in state.emas.items()}
     return CycleGANResult(nets=nets, history=run.history, step=run.step, config=config, stopped=run.stopped,
-                          seconds=run.seconds, checkpoint=run.checkpoint)
+                          seconds=run.seconds, checkpoint=run.checkpoint, **emas)
 
 
 @dataclass
@@ -412,12 +451,12 @@ class CycleGANCheckpoint:
     a_channels: int                     # channels of domain A's training images (1: a grey domain)
     b_channels: int                     # channels of domain B's
     img_size: int                       # the side of the training images
+    G_AB_ema: nn.Module | None = None   # the EMA of G_AB, in eval mode, when the run kept one
+    G_BA_ema: nn.Module | None = None   # the EMA of G_BA
 
-    def generator(self, direction: str) -> nn.Module:
-        """G_AB for ``"a2b"``, G_BA for ``"b2a"``."""
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}; got {direction!r}")
-        return self.nets.G_AB if direction == "a2b" else self.nets.G_BA
+    def generator(self, direction: str, *, ema: bool = True) -> nn.Module:
+        """G_AB for ``"a2b"``, G_BA for ``"b2a"``: its EMA when the run kept one (unless ``ema=False``)."""
+        return _pick(direction, self.nets, self.G_AB_ema, self.G_BA_ema, ema)
 
 
 def load_cyclegan(checkpoint: str | Path, *, device: str | torch.device = "cpu") -> CycleGANCheckpoint:
@@ -443,13 +482,24 @@ def load_cyclegan(checkpoint: str | Path, *, device: str | torch.device = "cpu")
         weights = checkpoint_entry(saved, key, dict, path)
         load_weights(net, weights, key, path)
         check_finite_state(key, weights, path)
+    emas = {}
+    for name in ("G_AB", "G_BA"):
+        if saved.get(f"{name}_ema") is None:
+            continue
+        ema_state = checkpoint_entry(saved, f"{name}_ema", dict, path)  # an AveragedModel's: "module." keys
+        weights = {k[len("module."):]: v for k, v in ema_state.items() if k.startswith("module.")}
+        emas[f"{name}_ema"] = net = copy.deepcopy(getattr(nets, name))
+        load_weights(net, weights, f"{name}_ema", path)
+        check_finite_state(f"{name}_ema", weights, path)
+        net.to(device).eval()
     nets = CycleGANNets(*(net.to(device).eval() for net in nets))
-    return CycleGANCheckpoint(nets, config, checkpoint_entry(saved, "step", int, path), *shapes)
+    return CycleGANCheckpoint(nets, config, checkpoint_entry(saved, "step", int, path), *shapes, **emas)
 
 
-def load_cyclegan_generator(checkpoint: str | Path, direction: str = "a2b", *,
+def load_cyclegan_generator(checkpoint: str | Path, direction: str = "a2b", *, ema: bool = True,
                             device: str | torch.device = "cpu") -> nn.Module:
-    """The generator of ``direction`` (``"a2b"``: G_AB, ``"b2a"``: G_BA) of a CycleGAN checkpoint, in eval mode."""
+    """The generator of ``direction`` (``"a2b"``: G_AB, ``"b2a"``: G_BA) of a CycleGAN checkpoint, in eval
+    mode: its EMA when the run kept one, unless ``ema=False``."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}; got {direction!r}")
-    return load_cyclegan(checkpoint, device=device).generator(direction)
+    return load_cyclegan(checkpoint, device=device).generator(direction, ema=ema)
