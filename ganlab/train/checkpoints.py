@@ -29,7 +29,8 @@ from . import distributed as dist
 from .config import RESUMABLE_CHANGES, TrainConfig
 
 __all__ = ["GANState", "write_gan_checkpoint", "resume_gan", "read_on_main", "load_generator",
-           "load_discriminator", "arg_differences", "config_differences", "load_weights", "check_same_args"]
+           "load_discriminator", "arg_differences", "config_differences", "load_weights", "check_same_args",
+           "averaged_weights"]
 
 
 @dataclass
@@ -55,6 +56,12 @@ def write_gan_checkpoint(path: Path, state: GANState, config: TrainConfig, step:
         G=state.G, D=state.D, opt_g=state.opt_g, opt_d=state.opt_d, scaler_g=state.scaler_g,
         scaler_d=state.scaler_d, G_ema=state.G_ema, config=config.to_dict(), step=step,
         history={k: v for k, v in history.items() if k != "seconds"})  # the wall-clock is not the seed's
+
+
+def averaged_weights(ema_state: dict[str, Any]) -> dict[str, Any]:
+    """The state dict of the network inside an ``AveragedModel``'s state dict (its ``module.`` entries,
+    without the prefix; ``n_averaged`` dropped): what a plain copy of the network loads."""
+    return {k[len("module."):]: v for k, v in ema_state.items() if k.startswith("module.")}
 
 
 def load_weights(net: nn.Module, weights: Any, name: str, path: Path) -> None:
@@ -177,7 +184,7 @@ def load_generator(checkpoint: str | Path, *, ema: bool = True, device: str | to
     if ema and state.get("G_ema") is not None:
         name = "G_ema"
         ema_state = checkpoint_entry(state, "G_ema", dict, checkpoint)
-        weights = {k[len("module."):]: v for k, v in ema_state.items() if k.startswith("module.")}
+        weights = averaged_weights(ema_state)
     else:
         name, weights = "G", checkpoint_entry(state, "G", dict, checkpoint)
     load_weights(G, weights, name, Path(checkpoint))

@@ -70,7 +70,7 @@ from ..utils import (check_nonnegative_int, check_positive_float, check_probabil
                      remove_stale_temp_files)
 from .batches import Batches, check_training_images, step_generator
 from . import distributed as dist
-from .checkpoints import check_same_args, config_differences, load_weights, read_on_main
+from .checkpoints import averaged_weights, check_same_args, config_differences, load_weights, read_on_main
 from .config import CHECKPOINT_NAME, check_adam_fields, check_run_fields, check_weight, config_to_dict
 from .gan import lr_scale, update_ema
 from .levers import autocast_context, make_scaler, resolve_precision
@@ -486,8 +486,7 @@ def load_cyclegan(checkpoint: str | Path, *, device: str | torch.device = "cpu")
     for name in ("G_AB", "G_BA"):
         if saved.get(f"{name}_ema") is None:
             continue
-        ema_state = checkpoint_entry(saved, f"{name}_ema", dict, path)  # an AveragedModel's: "module." keys
-        weights = {k[len("module."):]: v for k, v in ema_state.items() if k.startswith("module.")}
+        weights = averaged_weights(checkpoint_entry(saved, f"{name}_ema", dict, path))
         emas[f"{name}_ema"] = net = copy.deepcopy(getattr(nets, name))
         load_weights(net, weights, f"{name}_ema", path)
         check_finite_state(f"{name}_ema", weights, path)

@@ -57,7 +57,7 @@ from ..utils import (check_nonnegative_int, check_positive_float, get_device, re
                      tune_cpu_allocator)
 from . import distributed as dist
 from .batches import Batches, check_training_images
-from .checkpoints import arg_differences, load_weights, read_on_main
+from .checkpoints import arg_differences, averaged_weights, load_weights, read_on_main
 from .gan import update_ema
 from .config import (CHECKPOINT_NAME, check_adam_fields, check_run_fields, check_weight, config_to_dict,
                      known_fields)
@@ -307,7 +307,7 @@ def load_pix2pix_generator(checkpoint: str | Path, *, device: str | torch.device
         raise CheckpointError(f"{checkpoint}: its g_args do not build a {cls.__name__} ({one_line(exc)})") from None
     if isinstance(saved.get("G_ema"), dict):
         name = "G_ema"
-        weights = {k[len("module."):]: v for k, v in saved["G_ema"].items() if k.startswith("module.")}
+        weights = averaged_weights(saved["G_ema"])
     else:
         name, weights = "G", checkpoint_entry(saved, "G", dict, checkpoint)
     load_weights(G, weights, name, Path(checkpoint))
