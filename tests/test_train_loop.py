@@ -1,5 +1,6 @@
 """The run skeleton (``ganlab.train.loop.Run``) and the package's boundaries."""
 import ast
+import time
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,13 @@ def test_a_run_stopped_by_its_time_budget_ends_with_a_full_bar_and_a_crash_does_
 def test_a_time_stopped_run_leaves_a_full_green_widget_in_a_notebook(monkeypatch):
     # tqdm.notebook's widget keeps its own maximum: the one a stored notebook shows
     notebook = pytest.importorskip("tqdm.notebook")
-    monkeypatch.setattr("ganlab.train.loop.tqdm", notebook.tqdm)
+
+    def slow_widget(*args, **kwargs):  # a first widget takes milliseconds to build, more on a busy machine
+        bar = notebook.tqdm(*args, **kwargs)
+        time.sleep(0.01)  # longer than the whole budget below: it must not count
+        return bar
+
+    monkeypatch.setattr("ganlab.train.loop.tqdm", slow_widget)
     with Run(steps=10**6, max_minutes=1e-4, progress=True) as run:
         while run.running():
             run.end_step({})

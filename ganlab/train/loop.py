@@ -108,14 +108,16 @@ class Run:
         self.stopped = "steps"                  # "steps" (budget done) or "time" (max_minutes reached)
         self.checkpoint: Path | None = None     # the last checkpoint written, and at which step
         self.checkpoint_step = -1
-        self.start = time.perf_counter()
-        self.deadline = self.start + 60.0 * max_minutes if max_minutes is not None else math.inf
         self.main = dist.is_main()              # rank 0 (or the only process): the bar and the files are its
         self.world_size = dist.world_size() if distributed else 1
         self.time_up = False                    # in a process group: some process ran out of time
         self.bar = tqdm(total=None if steps >= UNLIMITED_STEPS else steps, initial=min(step, steps),
                         disable=not (progress and self.main), desc=desc, unit="step", dynamic_ncols=True,
                         mininterval=0.5)
+        # the clock starts once the bar is drawn: a notebook's first widget takes milliseconds to build
+        # (more on a busy machine), which are not the run's
+        self.start = time.perf_counter()
+        self.deadline = self.start + 60.0 * max_minutes if max_minutes is not None else math.inf
 
     def __enter__(self) -> "Run":
         return self
