@@ -137,6 +137,7 @@ _positive_float = _number_type(float, "a positive number", lambda v: v > 0)
 _nonnegative_float = _number_type(float, "a number >= 0", lambda v: v >= 0)
 _seed = _number_type(int, "an integer in [0, 2**64)", lambda v: 0 <= v < 2**64)  # torch.manual_seed's range
 _layers = _number_type(int, "an integer from 0 to 64", lambda v: 0 <= v <= 64)
+_components = _number_type(int, "an integer from 0 to 100000", lambda v: 0 <= v <= 100_000)
 # refine_latents scales z by 1 - step / 2 each step: from 2 on, z flips and grows instead of being pulled in
 _refine_step = _number_type(float, "a number in (0, 2)", lambda v: 0 < v < 2)
 
@@ -175,6 +176,10 @@ def _add_gan_train_flags(t: argparse.ArgumentParser) -> None:
                    help="3x3 convolution layers (or residual blocks) added at 7x7 in each network")
     t.add_argument("--residual", action=argparse.BooleanOptionalAction, default=arch["residual"],
                    help="make each extra layer a residual block of two convolutions")
+    t.add_argument("--latent-components", type=_components, default=None,
+                   help=f"G first maps z to a mixture of this many Gaussians with learned centres; 0: z as it "
+                        f"is (default: the recipe's, dcgan {arch['latent_components']}, cdcgan "
+                        f"{RECIPES['cdcgan'].model_args['latent_components']})")
     t.add_argument("--lr-g", type=_positive_float, default=None, help="Adam learning rate of G (default: the "
                                                                       "recipe's)")
     t.add_argument("--lr-d", type=_positive_float, default=None, help="Adam learning rate of D (default: the "
@@ -465,9 +470,12 @@ def _check_train_out(args, parser) -> Path:
 
 def _model_args(args) -> dict:
     """The builder's arguments: the recipe's (conditioning included), with the flags' sizes."""
-    return dict(RECIPES[args.model].model_args, z_dim=args.z_dim, img_channels=1, img_size=28,
+    recipe = RECIPES[args.model].model_args
+    return dict(recipe, z_dim=args.z_dim, img_channels=1, img_size=28,
                 base_channels=args.base_channels, extra_layers=args.extra_layers, residual=args.residual,
-                d_spectral_norm=args.spectral_norm)
+                d_spectral_norm=args.spectral_norm,
+                latent_components=recipe["latent_components"] if args.latent_components is None
+                else args.latent_components)
 
 
 def _training_bytes(args) -> tuple[int, float]:
@@ -543,13 +551,17 @@ def _check_resume(checkpoint: Path, nets: dict, config, args, parser, *, model: 
         parser.error(f"argument --resume: {checkpoint} holds a {saved.get('model')!r} run, not "
                      f"{model!r} ({args.model})")
     differ: dict[str, str] = {}
+
+    def shown(value):  # a builder argument left at its default is not recorded (older checkpoints match)
+        return "its default" if value is None else repr(value)
+
     for key, net in nets.items():
         old = saved.get(key)
         if not isinstance(old, dict):
             parser.error(f"argument --resume: {checkpoint} has no {key!r} entry: it was not written by "
                          f"`train`")
         for name, (was, now) in arg_differences(old, net.model_args).items():
-            differ.setdefault(_flag(name), f"{_flag(name)}={was!r} (not {now!r})")
+            differ.setdefault(_flag(name), f"{_flag(name)}={shown(was)} (not {shown(now)})")
     try:
         old_config = config_cls.from_dict(saved.get("config") or {}).to_dict()
     except (ValueError, TypeError) as exc:
@@ -681,7 +693,8 @@ def _run_training(train, args, parser, device, *, batch_size: int | None = None,
 
 # the flags of `train` that only the GAN recipes (dcgan, cdcgan) take: cyclegan refuses a value other than the
 # default, rather than ignore it
-_GAN_ONLY = ("z_dim", "base_channels", "extra_layers", "residual", "beta1", "beta2", "loss", "spectral_norm",
+_GAN_ONLY = ("z_dim", "base_channels", "extra_layers", "residual", "latent_components", "beta1", "beta2", "loss",
+             "spectral_norm",
              "ema_half_life", "ema_rampup", "channels_last", "compile", "sample_every")
 
 

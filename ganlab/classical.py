@@ -60,7 +60,11 @@ def bm3d(images: torch.Tensor, *, sigma: float) -> torch.Tensor:
     (``bm3d.bm3d_rgb``, which filters in an opponent colour space), grey ones through ``bm3d.bm3d``. About
     a minute per megapixel of colour on one CPU core.
     """
-    import bm3d as bm3d_package
+    try:
+        import bm3d as bm3d_package
+    except ImportError as exc:  # an optional dependency (the `images` extra), not installed
+        raise ImportError("ganlab.classical.bm3d needs the bm3d package: pip install bm3d (or "
+                          "pip install 'ganlab[images]')") from exc
 
     _check("images", images)
     sigma = check_positive_float("sigma", sigma)

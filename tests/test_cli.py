@@ -77,6 +77,7 @@ def test_the_same_seed_trains_the_same_weights(tmp_path, capsys):
     (["train", "dcgan", "--out", "OUT", "--steps", "2", "--ema-half-life", "-5"], "--ema-half-life"),
     (["train", "dcgan", "--out", "OUT", "--steps", "2", "--ema-rampup", "-0.1"], "--ema-rampup"),
     (["sample", "RUN", "--n", "3", "--out", "x.npy", "--label", "-1"], "--label"),
+    (["train", "dcgan", "--out", "OUT", "--steps", "2", "--latent-components", "-3"], "--latent-components"),
 ])
 def test_bad_arguments_exit_2_with_one_line_naming_them(tmp_path, capsys, argv, name):
     argv = [a.replace("RUN", str(tmp_path)).replace("MISSING", str(tmp_path / "missing"))
@@ -116,6 +117,27 @@ def test_the_mnist_recipe_uses_residual_blocks_unless_told_not_to(tmp_path, caps
         G = load_generator(out / "checkpoint.pt")
         assert sum(isinstance(m, ResidualBlock) for m in G.modules()) == (3 if residual else 0)
     capsys.readouterr()
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="no MNIST files under GANLAB_DATA")
+def test_latent_components_puts_a_learned_mixture_in_front_of_g(tmp_path, capsys):
+    from ganlab.checkpoint import load_checkpoint
+    from ganlab.models.dcgan import LatentMixture
+    from ganlab.train import load_generator
+
+    out = tmp_path / "run"
+    assert main(["train", "dcgan", "--steps", "2", "--out", str(out), *TINY, "--latent-components", "5"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["g_args"]["latent_components"] == 5
+    G = load_generator(out / "checkpoint.pt")
+    assert isinstance(G.latent, LatentMixture) and tuple(G.latent.centers.shape) == (5, 8)
+    assert main(["sample", str(out), "--n", "4", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (4, 28, 28)
+    # a resume with other networks is refused, naming the flag's setting; the recipe's default is plain z
+    with pytest.raises(SystemExit):
+        main(["train", "dcgan", "--steps", "3", "--out", str(out), *TINY, "--resume"])
+    assert "latent_components" in capsys.readouterr().err
+    assert main(["train", "dcgan", "--steps", "1", "--out", str(tmp_path / "plain"), *TINY]) == 0
+    assert "latent_components" not in load_checkpoint(tmp_path / "plain" / "checkpoint.pt")["g_args"]
 
 
 TINY = ["--base-channels", "4", "--extra-layers", "0", "--z-dim", "8", "--quiet", "--sample-every", "0",

@@ -166,3 +166,37 @@ class _Times(torch.nn.Module):
 
     def forward(self, x):
         return x * self.factor
+
+
+def test_latent_mixture_picks_a_learned_centre_by_z0_and_trains_it():
+    torch.manual_seed(0)
+    mix = gl.models.dcgan.LatentMixture(z_dim=6, components=4)
+    z = torch.randn(4000, 6)
+    out = mix(z)
+    quartiles = torch.tensor([-0.6745, 0.0, 0.6745])  # the normal quartiles: Phi(z_0) in quarters
+    offset = out - z  # the centre each z was sent to
+    k = (offset[:, None, :] - mix.centers[None]).abs().sum(-1).argmin(1)
+    assert torch.allclose(offset, mix.centers[k].detach(), atol=1e-6)
+    # the component is read off z_0 alone, in order, and every component is about equally likely
+    assert torch.equal(k, torch.bucketize(z[:, 0], quartiles))
+    assert (torch.bincount(k, minlength=4).float() / len(z) - 0.25).abs().max() < 0.03
+    out.pow(2).sum().backward()  # the centres are parameters that receive gradients
+    assert mix.centers.grad is not None and mix.centers.grad.abs().sum() > 0
+    # in G: after the layers' initialisation (same weights with or without it), recorded in model_args
+    torch.manual_seed(1)
+    G = DCGANGenerator(z_dim=6, img_size=28, base_channels=4, latent_components=4)
+    torch.manual_seed(1)
+    G0 = DCGANGenerator(z_dim=6, img_size=28, base_channels=4)
+    assert G.model_args["latent_components"] == 4 and "latent_components" not in G0.model_args
+    assert all(torch.equal(a, b) for a, b in zip(G.net.state_dict().values(), G0.net.state_dict().values()))
+    clone = DCGANGenerator(**G.model_args)
+    clone.load_state_dict(G.state_dict())  # strict: the centres are part of the weights
+    G.eval(), G0.eval(), clone.eval()
+    z = torch.randn(3, 6)
+    with torch.no_grad():
+        assert torch.equal(G(z), clone(z))
+        k = torch.bucketize(z[:, 0], quartiles)
+        # G's layers see the centre plus z
+        assert torch.allclose(G(z), G0.net((G.latent.centers[k] + z)[:, :, None, None]), atol=1e-6)
+    with pytest.raises(ValueError, match="latent_components"):
+        DCGANGenerator(latent_components=-1)

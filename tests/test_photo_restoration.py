@@ -1,6 +1,7 @@
 """Restoring photographs: the restorer network, the photo stream, the new degradations, whole-image
 restoration in tiles, the image files of `ganlab restore`, the colour and realism measures, BM3D and Lanczos."""
 import copy
+import sys
 
 import numpy as np
 import pytest
@@ -353,3 +354,9 @@ def test_the_self_ensemble_averages_the_eight_orientations():
     expected = torch.stack([b.flip(-1) if k >= 4 else b for k, b in enumerate(back)]).mean(0)
     assert out.shape == image.shape and torch.allclose(out, expected, atol=1e-6)
     assert not torch.allclose(out, restore_image(G, "denoise", image, tile=16), atol=1e-4)
+
+
+def test_bm3d_without_its_package_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # what an environment without the package imports
+    with pytest.raises(ImportError, match=r"pip install bm3d"):
+        classical.bm3d(torch.rand(1, 3, 16, 16), sigma=0.1)

@@ -66,7 +66,7 @@ def build_dcgan(*, z_dim: int = 100, img_channels: int = 1, img_size: int = 28, 
                 num_classes: int | None = None, extra_layers: int = 0, residual: bool = False,
                 d_spectral_norm: bool = False, d_minibatch_std: bool = False,
                 g_conditioning: str = "concat", d_conditioning: str = "projection",
-                spectral_norm: bool | None = None) -> Pair:
+                latent_components: int = 0, spectral_norm: bool | None = None) -> Pair:
     """A :class:`DCGANGenerator` and a :class:`DCGANDiscriminator` for the same images (G built first).
 
     Args:
@@ -81,6 +81,8 @@ def build_dcgan(*, z_dim: int = 100, img_channels: int = 1, img_size: int = 28, 
         g_conditioning: how a label enters G: ``"concat"`` (an embedding next to z) or ``"batchnorm"``
             (conditional batch norm, a gain and bias per class in every layer).
         d_conditioning: how a label enters D: ``"projection"`` or ``"input"``.
+        latent_components: G maps z to a mixture of this many Gaussians with learned centres first
+            (:class:`~ganlab.models.dcgan.LatentMixture`); 0: z as it is.
         spectral_norm: deprecated spelling of ``d_spectral_norm``.
     """
     if spectral_norm is not None:
@@ -90,7 +92,8 @@ def build_dcgan(*, z_dim: int = 100, img_channels: int = 1, img_size: int = 28, 
     shared = dict(img_channels=img_channels, img_size=img_size, num_classes=num_classes,
                   extra_layers=extra_layers, residual=residual)
     g_width = base_channels if g_base_channels is None else g_base_channels
-    G = DCGANGenerator(z_dim=z_dim, base_channels=g_width, conditioning=g_conditioning, **shared)
+    G = DCGANGenerator(z_dim=z_dim, base_channels=g_width, conditioning=g_conditioning,
+                       latent_components=latent_components, **shared)
     D = DCGANDiscriminator(base_channels=base_channels if d_base_channels is None else d_base_channels, spectral_norm=d_spectral_norm,
                            minibatch_std=d_minibatch_std, conditioning=d_conditioning, **shared)
     return G, D
