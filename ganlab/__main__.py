@@ -694,8 +694,7 @@ def _run_training(train, args, parser, device, *, batch_size: int | None = None,
 # the flags of `train` that only the GAN recipes (dcgan, cdcgan) take: cyclegan refuses a value other than the
 # default, rather than ignore it
 _GAN_ONLY = ("z_dim", "base_channels", "extra_layers", "residual", "latent_components", "beta1", "beta2", "loss",
-             "spectral_norm",
-             "ema_half_life", "ema_rampup", "channels_last", "compile", "sample_every")
+             "spectral_norm", "ema_half_life", "ema_rampup", "channels_last", "compile", "sample_every")
 
 
 def _load_mnist_data(args, parser, load):
