@@ -65,9 +65,10 @@ class Recipe:
 # 84.4% / 2.23x; self-attention at 14 x 14 (Zhang et al. 2019) in G 84.6% / 2.06x, in G and D
 # 84.3% / 2.09x; minibatch std in D 85.5% / 2.66x; D's lr 2e-3 86.3% / 2.76x. D 64 wide: 87.2% / 2.96x
 # at 2.6x the step's cost. Longer runs plateau: 85.8% at 6,000 steps, 86.1% at 8,000.
-# Also measured (seed 0 unless said; the recipe gave 85.3% / 1.99x and, from seed 1, 84.7% / 1.70x): LeCam
-# regularisation of D (Tseng et al. 2021, weight 0.3) 84.5% / 1.95x; G 48 wide 86.5% / 2.14x at 1.3x the time; a
-# residual block at 14 x 14 in G 86.9% / 2.60x; EMA warm-ups of 10-35% instead of 5% 84.8-86.0% / 1.86-3.24x.
+# Also measured (seed 0 unless said; the recipe gave 85.3% / 1.99x, 84.7% / 1.70x, 85.1% / 2.01x from seeds
+# 0-2): LeCam regularisation of D (Tseng et al. 2021, weight 0.3) 84.5% / 1.95x; G 48 wide 86.5% / 2.14x at 1.3x
+# the time; a residual block at 14 x 14 in G 86.9% / 2.60x; EMA warm-ups of 10-35% instead of 5% 84.8-86.0% /
+# 1.86-3.24x (10%: 86.0% / 1.86x, but from seeds 1 / 2 84.5% / 1.81x and 84.5% / 2.28x).
 # A mixture of K Gaussians in front of G (z -> centre k + z, k read off z's first coordinate; DeLiGAN, Gurumurthy
 # et al. 2017), so that G can jump from one digit to another instead of drawing blends (Tanielian et al. 2020):
 # centres fixed at N(0, I): K = 10 collapsed (48.8% / 119x), K = 50 89.8% / 8.63x, K = 200 87.5% / 1.97x (seed 1
