@@ -135,7 +135,7 @@ def test_latent_components_puts_a_learned_mixture_in_front_of_g(tmp_path, capsys
     # a resume with other networks is refused, naming the flag's setting; the recipe's default is plain z
     with pytest.raises(SystemExit):
         main(["train", "dcgan", "--steps", "3", "--out", str(out), *TINY, "--resume"])
-    assert "latent_components" in capsys.readouterr().err
+    assert "was trained with --latent-components=5 (not its default)" in capsys.readouterr().err
     assert main(["train", "dcgan", "--steps", "1", "--out", str(tmp_path / "plain"), *TINY]) == 0
     assert "latent_components" not in load_checkpoint(tmp_path / "plain" / "checkpoint.pt")["g_args"]
 
