@@ -176,10 +176,8 @@ def _add_gan_train_flags(t: argparse.ArgumentParser) -> None:
                    help="3x3 convolution layers (or residual blocks) added at 7x7 in each network")
     t.add_argument("--residual", action=argparse.BooleanOptionalAction, default=arch["residual"],
                    help="make each extra layer a residual block of two convolutions")
-    t.add_argument("--latent-components", type=_components, default=None,
-                   help=f"G first maps z to a mixture of this many Gaussians with learned centres; 0: z as it "
-                        f"is (default: the recipe's, dcgan {arch['latent_components']}, cdcgan "
-                        f"{RECIPES['cdcgan'].model_args['latent_components']})")
+    t.add_argument("--latent-components", type=_components, default=arch["latent_components"],
+                   help="G first maps z to a mixture of this many Gaussians with learned centres; 0: z as it is")
     t.add_argument("--lr-g", type=_positive_float, default=None, help="Adam learning rate of G (default: the "
                                                                       "recipe's)")
     t.add_argument("--lr-d", type=_positive_float, default=None, help="Adam learning rate of D (default: the "
@@ -470,12 +468,9 @@ def _check_train_out(args, parser) -> Path:
 
 def _model_args(args) -> dict:
     """The builder's arguments: the recipe's (conditioning included), with the flags' sizes."""
-    recipe = RECIPES[args.model].model_args
-    return dict(recipe, z_dim=args.z_dim, img_channels=1, img_size=28,
+    return dict(RECIPES[args.model].model_args, z_dim=args.z_dim, img_channels=1, img_size=28,
                 base_channels=args.base_channels, extra_layers=args.extra_layers, residual=args.residual,
-                d_spectral_norm=args.spectral_norm,
-                latent_components=recipe["latent_components"] if args.latent_components is None
-                else args.latent_components)
+                d_spectral_norm=args.spectral_norm, latent_components=args.latent_components)
 
 
 def _training_bytes(args) -> tuple[int, float]:

@@ -155,7 +155,7 @@ def test_train_defaults_to_the_recipes_steps_with_minutes_only_a_cap(capsys):
     assert "(default: 4000," in " ".join(capsys.readouterr().out.split())
     # the flags' defaults are MNIST's: the conditional recipe must share every value they set
     assert MNIST_COND.config == MNIST.config
-    flagged = ("z_dim", "base_channels", "extra_layers", "residual", "d_spectral_norm")
+    flagged = ("z_dim", "base_channels", "extra_layers", "residual", "d_spectral_norm", "latent_components")
     assert all(MNIST_COND.model_args[k] == MNIST.model_args[k] for k in flagged)
 
 
