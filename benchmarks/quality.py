@@ -17,12 +17,18 @@ clock costs the largest budget once per side) and equal steps (``--steps``, defa
 The plain loop follows pytorch/examples' dcgan/main.py (batch-norm D, BCE on logits, Adam(0.5, 0.999),
 batch 64), with the same DCGAN networks at 28 x 28 as ganlab.
 
+``--judge-epochs`` takes one value or several (e.g. ``4 20``): one judge is trained per value, and every
+row is printed once per judge. The scores depend on the judge: judges trained longer read more samples
+confidently, real digits and generated ones alike, and put the generated ones further from the real-halves
+floor in Fréchet distance, so the confident share and the Fréchet ratio move in opposite directions as a
+judge grows surer (measured in ``ganlab/recipes.py``, beside the recipe).
+
 ``--conditional`` adds ``ganlab train cdcgan`` at ``--steps``: for each digit K, the share of
 ``sample --label K`` the judge reads as K, and their spread on its features (the mean distance between two
 samples) as a ratio to that of real digits K, for the EMA generator and the raw one (``--no-ema``).
 
     GANLAB_DATA=../shared/data python benchmarks/quality.py                # about an hour on one CPU core
-    GANLAB_DATA=../shared/data python benchmarks/quality.py --minutes 0.1 0.2 --steps 20 --n 200 --judge-epochs 1
+    GANLAB_DATA=../shared/data python benchmarks/quality.py --minutes 0.1 0.2 --steps 20 --n 200 --judge-epochs 1 2
 """
 from __future__ import annotations
 
@@ -97,11 +103,19 @@ def spread(features: np.ndarray) -> float:
     return float(torch.pdist(torch.as_tensor(features)).mean())
 
 
-class Scorer:
-    """The judge, and the real digits it compares samples with."""
+class Scorers(list):
+    """Several :class:`Scorer` (one per judge): :meth:`row` prints a row for each."""
 
-    def __init__(self, judge: Judge, real01: torch.Tensor, labels: torch.Tensor, n: int) -> None:
-        self.judge, self.real, self.labels = judge, real01, labels
+    def row(self, name: str, samples01: np.ndarray | torch.Tensor, steps: str = "") -> None:
+        for scorer in self:
+            scorer.row(name, samples01, steps)
+
+
+class Scorer:
+    """The judge, and the real digits it compares samples with; ``tag`` names the judge in each row."""
+
+    def __init__(self, judge: Judge, real01: torch.Tensor, labels: torch.Tensor, n: int, tag: str = "") -> None:
+        self.judge, self.real, self.labels, self.tag = judge, real01, labels, tag
         perm = torch.randperm(len(real01), generator=torch.Generator().manual_seed(0))
         self.half = min(n, len(real01) // 2)
         feats_a, _ = judge_outputs(judge, real01[perm[:self.half]])
@@ -114,7 +128,7 @@ class Scorer:
         feats, probs = judge_outputs(self.judge, torch.as_tensor(samples01).float().reshape(-1, 1, 28, 28))
         share = np.bincount(probs.argmax(1), minlength=10) / len(probs)
         distance = fd(feats, self.ref)
-        print(f"  {name:<28}{steps:>7}   confident {np.mean(probs.max(1) > 0.9):6.3f}   digit shares "
+        print(f"  {name:<28}{steps:>7}{self.tag}   confident {np.mean(probs.max(1) > 0.9):6.3f}   digit shares "
               f"{share.min():.3f}..{share.max():.3f}   Fréchet {distance:8.2f} = {distance / self.floor:5.2f} x "
               f"real halves", flush=True)
 
@@ -163,22 +177,26 @@ def plain_dcgan(data: torch.Tensor, minutes: list[float], steps: int, seed: int 
     return G, snapshots
 
 
-def conditional_rows(scorer: Scorer, run: Path, n_per: int, npy: Path) -> None:
+def conditional_rows(scorers: Scorers, run: Path, n_per: int, npy: Path) -> None:
     """Per digit K: the share of ``sample --label K`` read as K, and the spread ratio to real digits K."""
     for ema, name in ((True, "EMA G"), (False, "raw G (--no-ema)")):
-        accuracy, ratio = [], []
+        samples = []
         for k in range(10):
             cli("sample", str(run), "--n", str(n_per), "--label", str(k), "--out", str(npy),
                 *([] if ema else ["--no-ema"]))
-            feats, probs = judge_outputs(scorer.judge, torch.as_tensor(np.load(npy)).float()[:, None])
-            real_feats, _ = judge_outputs(scorer.judge, scorer.real[scorer.labels == k][:n_per])
-            accuracy.append(float(np.mean(probs.argmax(1) == k)))
-            ratio.append(spread(feats) / spread(real_feats))
-        print(f"  cdcgan, {name:<17} read as asked: mean {np.mean(accuracy):.3f}, worst {min(accuracy):.3f} "
-              f"(digit {int(np.argmin(accuracy))}); spread / real digits': mean {np.mean(ratio):.2f}, "
-              f"worst {min(ratio):.2f} (digit {int(np.argmin(ratio))})", flush=True)
-        print("    per digit 0-9: read as asked " + " ".join(f"{a:.2f}" for a in accuracy)
-              + "; spread ratio " + " ".join(f"{r:.2f}" for r in ratio), flush=True)
+            samples.append(torch.as_tensor(np.load(npy)).float()[:, None])
+        for scorer in scorers:
+            accuracy, ratio = [], []
+            for k, images in enumerate(samples):
+                feats, probs = judge_outputs(scorer.judge, images)
+                real_feats, _ = judge_outputs(scorer.judge, scorer.real[scorer.labels == k][:n_per])
+                accuracy.append(float(np.mean(probs.argmax(1) == k)))
+                ratio.append(spread(feats) / spread(real_feats))
+            print(f"  cdcgan, {name:<17}{scorer.tag} read as asked: mean {np.mean(accuracy):.3f}, worst "
+                  f"{min(accuracy):.3f} (digit {int(np.argmin(accuracy))}); spread / real digits': mean "
+                  f"{np.mean(ratio):.2f}, worst {min(ratio):.2f} (digit {int(np.argmin(ratio))})", flush=True)
+            print("    per digit 0-9: read as asked " + " ".join(f"{a:.2f}" for a in accuracy)
+                  + "; spread ratio " + " ".join(f"{r:.2f}" for r in ratio), flush=True)
 
 
 def main() -> None:
@@ -188,20 +206,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=gl.recipes.MNIST.config.steps,
                         help="equal step budget (default: the command line's, %(default)s)")
     parser.add_argument("--n", type=int, default=2000, help="samples judged per model")
-    parser.add_argument("--judge-epochs", type=int, default=4)
+    parser.add_argument("--judge-epochs", type=int, nargs="+", default=[4],
+                        help="one judge per value, trained for that many epochs (default: 4)")
     parser.add_argument("--conditional", action="store_true", help="also judge `train cdcgan` at --steps")
     args = parser.parse_args()
-    if min(args.minutes) <= 0 or args.steps <= 0 or args.n <= 1 or args.judge_epochs <= 0:
+    if min(args.minutes) <= 0 or args.steps <= 0 or args.n <= 1 or min(args.judge_epochs) <= 0:
         parser.error("argument --minutes/--steps/--n/--judge-epochs: must be positive (and --n > 1)")
     minutes = sorted(set(args.minutes))
 
     train, held = gl.data.MNIST(train=True), gl.data.MNIST(train=False)
     all_images = gl.data.to_unit(torch.cat([train.images, held.images]))
     all_labels = torch.cat([train.targets, held.targets])
-    scorer = Scorer(train_judge(all_images, all_labels, args.judge_epochs), all_images, all_labels, args.n)
-    print(f"judge: real digits confident {scorer.real_confident:.3f}; Fréchet distance between two halves of "
-          f"{scorer.half} real digits: {scorer.floor:.2f}", flush=True)
-    scorer.row("real digits", scorer.heldout)
+    epochs = sorted(set(args.judge_epochs))
+    scorer = Scorers(Scorer(train_judge(all_images, all_labels, e), all_images, all_labels, args.n,
+                            f" [judge {e} ep]" if len(epochs) > 1 else "") for e in epochs)
+    for e, one in zip(epochs, scorer):
+        print(f"judge trained {e} epoch{'s' if e != 1 else ''}: real digits confident {one.real_confident:.3f}; "
+              f"Fréchet distance between two halves of {one.half} real digits: {one.floor:.2f}", flush=True)
+    scorer.row("real digits", scorer[0].heldout)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
