@@ -142,13 +142,13 @@ def run_steps(run: Path) -> str:
     return str(gl.load_checkpoint(run / "checkpoint.pt")["step"])
 
 
-def ganlab_rows(scorer: Scorer, run: Path, n: int, label: str, npy: Path) -> None:
+def ganlab_rows(scorers: Scorers, run: Path, n: int, label: str, npy: Path) -> None:
     """Score ``ganlab sample`` of a run: plain G(z) (the default) and refined by 10 steps."""
     sample = ["sample", str(run), "--n", str(n), "--out", str(npy)]
     cli(*sample)
-    scorer.row(f"ganlab CLI ({label})", np.load(npy), run_steps(run))
+    scorers.row(f"ganlab CLI ({label})", np.load(npy), run_steps(run))
     cli(*sample, "--refine-steps", "10")
-    scorer.row("  refined z", np.load(npy), run_steps(run))
+    scorers.row("  refined z", np.load(npy), run_steps(run))
 
 
 def plain_dcgan(data: torch.Tensor, minutes: list[float], steps: int, seed: int = 0):
@@ -218,12 +218,12 @@ def main() -> None:
     all_images = gl.data.to_unit(torch.cat([train.images, held.images]))
     all_labels = torch.cat([train.targets, held.targets])
     epochs = sorted(set(args.judge_epochs))
-    scorer = Scorers(Scorer(train_judge(all_images, all_labels, e), all_images, all_labels, args.n,
-                            f" [judge {e} ep]" if len(epochs) > 1 else "") for e in epochs)
-    for e, one in zip(epochs, scorer):
+    scorers = Scorers(Scorer(train_judge(all_images, all_labels, e), all_images, all_labels, args.n,
+                             f" [judge {e} ep]" if len(epochs) > 1 else "") for e in epochs)
+    for e, one in zip(epochs, scorers):
         print(f"judge trained {e} epoch{'s' if e != 1 else ''}: real digits confident {one.real_confident:.3f}; "
               f"Fréchet distance between two halves of {one.half} real digits: {one.floor:.2f}", flush=True)
-    scorer.row("real digits", scorer[0].heldout)
+    scorers.row("real digits", scorers[0].heldout)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -235,7 +235,7 @@ def main() -> None:
         def plain_row(key):
             weights, done = plain[key]
             G.load_state_dict(weights)
-            scorer.row("plain DCGAN loop", gl.data.to_unit(gl.sample(G, args.n, seed=0))[:, 0].numpy(), str(done))
+            scorers.row("plain DCGAN loop", gl.data.to_unit(gl.sample(G, args.n, seed=0))[:, 0].numpy(), str(done))
 
         before = 0.0
         for m in minutes:  # each budget continues the previous one's run (exact resume) for the difference
@@ -243,19 +243,19 @@ def main() -> None:
             cli("train", "dcgan", "--data", "mnist", "--minutes", str(m - before), "--steps", str(10**9),
                 "--out", str(timed), *quiet, *(["--resume"] if before else []))
             before = m
-            ganlab_rows(scorer, timed, args.n, f"{m:g} min", npy)
+            ganlab_rows(scorers, timed, args.n, f"{m:g} min", npy)
             plain_row(m)
         print(f"\n{args.steps} steps each:", flush=True)
         start = time.perf_counter()
         cli("train", "dcgan", "--data", "mnist", "--steps", str(args.steps), "--out", str(stepped), *quiet)
         print(f"  (ganlab: {time.perf_counter() - start:.0f} s with start-up)", flush=True)
-        ganlab_rows(scorer, stepped, args.n, f"{args.steps} steps", npy)
+        ganlab_rows(scorers, stepped, args.n, f"{args.steps} steps", npy)
         plain_row("steps")
         if args.conditional:
             print(f"\nclass-conditional, {args.steps} steps:", flush=True)
             cond = tmp / "cdcgan"
             cli("train", "cdcgan", "--data", "mnist", "--steps", str(args.steps), "--out", str(cond), *quiet)
-            conditional_rows(scorer, cond, max(2, args.n // 10), npy)
+            conditional_rows(scorers, cond, max(2, args.n // 10), npy)
 
 
 if __name__ == "__main__":
