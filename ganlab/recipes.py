@@ -89,8 +89,8 @@ class Recipe:
 # features, re-clustered every 1,000 steps) 85.9% / 20.9x with 20 clusters, 92.6% / 10.4x with 50 (a third of the
 # images kept their cluster at each re-clustering); a StyleGAN-like mapping MLP of 4 layers in front of G collapsed
 # (81.0% / 104x); z_dim 16 85.8% / 2.34x, 32 86.1% / 2.25x.
-# The scores depend on the judge (benchmarks/quality.py --judge-epochs 4 12 20; one judge per length, trained with
-# two threads, the same 2,000 samples of each run). Judges trained 4, 12 and 20 epochs read 94.6%, 97.1% and
+# The scores depend on the judge (benchmarks/quality.py's Judge, train_judge and Scorer, used on each run's saved EMA G;
+# one judge per length, trained with two threads). Judges trained 4, 12 and 20 epochs read 94.6%, 97.1% and
 # 98.3% of real digits confidently; the recipe from seeds 0-2: 85.7-86.1% / 1.64-2.00x, 89.4-91.1% / 2.12-2.50x,
 # 91.4-92.0% / 2.18-2.52x; the 200-centre learned mixture 87.7-90.0% / 1.98-2.30x, 91.3-93.6% / 2.42-2.94x,
 # 92.3-94.8% / 2.39-2.74x (one digit at 6.6-7.0% from seed 1). A surer judge reads more samples confidently and
