@@ -179,19 +179,21 @@ def plain_dcgan(data: torch.Tensor, minutes: list[float], steps: int, seed: int 
 
 def conditional_rows(scorers: Scorers, run: Path, n_per: int, npy: Path) -> None:
     """Per digit K: the share of ``sample --label K`` read as K, and the spread ratio to real digits K."""
+    # each judge's spread of the real digits K, shared by the EMA G's rows and the raw G's
+    real_spreads = [[spread(judge_outputs(scorer.judge, scorer.real[scorer.labels == k][:n_per])[0])
+                     for k in range(10)] for scorer in scorers]
     for ema, name in ((True, "EMA G"), (False, "raw G (--no-ema)")):
         samples = []
         for k in range(10):
             cli("sample", str(run), "--n", str(n_per), "--label", str(k), "--out", str(npy),
                 *([] if ema else ["--no-ema"]))
             samples.append(torch.as_tensor(np.load(npy)).float()[:, None])
-        for scorer in scorers:
+        for scorer, real_spread in zip(scorers, real_spreads):
             accuracy, ratio = [], []
             for k, images in enumerate(samples):
                 feats, probs = judge_outputs(scorer.judge, images)
-                real_feats, _ = judge_outputs(scorer.judge, scorer.real[scorer.labels == k][:n_per])
                 accuracy.append(float(np.mean(probs.argmax(1) == k)))
-                ratio.append(spread(feats) / spread(real_feats))
+                ratio.append(spread(feats) / real_spread[k])
             print(f"  cdcgan, {name:<17}{scorer.tag} read as asked: mean {np.mean(accuracy):.3f}, worst "
                   f"{min(accuracy):.3f} (digit {int(np.argmin(accuracy))}); spread / real digits': mean "
                   f"{np.mean(ratio):.2f}, worst {min(ratio):.2f} (digit {int(np.argmin(ratio))})", flush=True)
