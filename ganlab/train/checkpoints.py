@@ -65,7 +65,8 @@ def averaged_weights(ema_state: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_weights(net: nn.Module, weights: Any, name: str, path: Path) -> None:
-    """``net.load_state_dict(weights)``; a mismatch (another architecture) is one line naming ``path``."""
+    """``net.load_state_dict(weights)``; a mismatch (another architecture) is one line naming ``path``, and so
+    are NaN or infinite weights of a network (``check_finite_state``; optimisers and scalers are not checked)."""
     if not isinstance(weights, dict):
         raise CheckpointError(f"{path}: its {name!r} entry is not a state dict")
     try:
@@ -75,6 +76,8 @@ def load_weights(net: nn.Module, weights: Any, name: str, path: Path) -> None:
         detail = first.split(":", 1)[-1].strip()[:160] if "Error(s) in loading" in first else first[:160]
         raise CheckpointError(f"{path}: {name} does not match the network it is loaded into (another "
                               f"architecture: {detail})") from None
+    if isinstance(net, nn.Module):
+        check_finite_state(name, weights, path)
 
 
 def arg_differences(saved_args: dict[str, Any], args: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -146,8 +149,6 @@ def resume_gan(path: Path, state: GANState, config: TrainConfig, device: torch.d
     history = checkpoint_entry(saved_state, "history", dict, path)
     for key in ("G", "D", "opt_g", "opt_d", "scaler_g", "scaler_d"):
         load_weights(getattr(state, key), checkpoint_entry(saved_state, key, dict, path), key, path)
-    for key in ("G", "D"):
-        check_finite_state(key, saved_state[key], path)
     if state.G_ema is not None:
         load_weights(state.G_ema, checkpoint_entry(saved_state, "G_ema", dict, path), "G_ema", path)
     if step < 0 or not all(isinstance(v, list) for v in history.values()):
@@ -188,7 +189,6 @@ def load_generator(checkpoint: str | Path, *, ema: bool = True, device: str | to
     else:
         name, weights = "G", checkpoint_entry(state, "G", dict, checkpoint)
     load_weights(G, weights, name, Path(checkpoint))
-    check_finite_state(name, weights, checkpoint)
     return G.to(device).eval()
 
 
@@ -199,5 +199,4 @@ def load_discriminator(checkpoint: str | Path, *, device: str | torch.device = "
     D = _build(d_cls, state.get("d_args"), "d_args", checkpoint)
     weights = checkpoint_entry(state, "D", dict, checkpoint)
     load_weights(D, weights, "D", Path(checkpoint))
-    check_finite_state("D", weights, checkpoint)
     return D.to(device).eval()

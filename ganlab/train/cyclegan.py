@@ -61,7 +61,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..checkpoint import CheckpointError, check_finite_state, checkpoint_entry, load_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, checkpoint_entry, load_checkpoint, save_checkpoint
 from ..data import to_channels
 from ..errors import one_line
 from ..losses import d_least_squares, g_least_squares
@@ -312,8 +312,6 @@ def _resume(path: Path, state: _State, config: CycleGANConfig, device: torch.dev
                 raise CheckpointError(f"{path}: {key}: {exc}") from None
         else:
             load_weights(obj, entry, key, path)
-        if isinstance(obj, nn.Module):
-            check_finite_state(key, entry, path)
     step = checkpoint_entry(saved, "step", int, path)
     history = checkpoint_entry(saved, "history", dict, path)
     if step < 0 or not all(isinstance(v, list) for v in history.values()):
@@ -481,7 +479,6 @@ def load_cyclegan(checkpoint: str | Path, *, device: str | torch.device = "cpu")
     for key, net in nets._asdict().items():
         weights = checkpoint_entry(saved, key, dict, path)
         load_weights(net, weights, key, path)
-        check_finite_state(key, weights, path)
     emas = {}
     for name in ("G_AB", "G_BA"):
         if saved.get(f"{name}_ema") is None:
@@ -489,7 +486,6 @@ def load_cyclegan(checkpoint: str | Path, *, device: str | torch.device = "cpu")
         weights = averaged_weights(checkpoint_entry(saved, f"{name}_ema", dict, path))
         emas[f"{name}_ema"] = net = copy.deepcopy(getattr(nets, name))
         load_weights(net, weights, f"{name}_ema", path)
-        check_finite_state(f"{name}_ema", weights, path)
         net.to(device).eval()
     nets = CycleGANNets(*(net.to(device).eval() for net in nets))
     return CycleGANCheckpoint(nets, config, checkpoint_entry(saved, "step", int, path), *shapes, **emas)

@@ -50,7 +50,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import TensorDataset
 
-from ..checkpoint import CheckpointError, check_finite_state, checkpoint_entry, load_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, checkpoint_entry, load_checkpoint, save_checkpoint
 from ..errors import one_line
 from ..losses import get_loss
 from ..utils import (check_nonnegative_int, check_positive_float, get_device, remove_stale_temp_files,
@@ -269,7 +269,6 @@ def _resume(path: Path, G: nn.Module, D: nn.Module | None, G_ema: nn.Module | No
             what = ", ".join(f"{k}={a!r} (not {b!r})" for k, (a, b) in arg_differences(saved_args, args).items())
             raise CheckpointError(f"{path} was trained with a {name.upper()} of other arguments: {what}")
     load_weights(G, checkpoint_entry(saved, "G", dict, path), "G", path)
-    check_finite_state("G", saved["G"], path)
     load_weights(opt_g, checkpoint_entry(saved, "opt_g", dict, path), "opt_g", path)
     if D is not None:
         load_weights(D, checkpoint_entry(saved, "D", dict, path), "D", path)
@@ -311,7 +310,6 @@ def load_pix2pix_generator(checkpoint: str | Path, *, device: str | torch.device
     else:
         name, weights = "G", checkpoint_entry(saved, "G", dict, checkpoint)
     load_weights(G, weights, name, Path(checkpoint))
-    check_finite_state(name, weights, checkpoint)
     meta = saved.get("meta") if isinstance(saved.get("meta"), dict) else {}
     return G.to(device).eval(), meta
 
