@@ -160,6 +160,16 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     assert all(torch.isfinite(v).all() for v in state["D"].values())
 
 
+def test_a_resumed_run_that_diverges_names_the_checkpoint_it_resumed_from(tmp_path, tiny_gan, toy_images, cfg):
+    G, _ = tiny_gan()
+    fit(G, NaNCritic(after=10**6), toy_images(), cfg(steps=2, checkpoint_every=1), out_dir=tmp_path)
+    with pytest.raises(FloatingPointError, match="diverged at step 3") as info:
+        fit(tiny_gan()[0], NaNCritic(after=0), toy_images(), cfg(steps=4, checkpoint_every=1), out_dir=tmp_path,
+            resume=True)
+    assert f"the last good checkpoint ({tmp_path / 'checkpoint.pt'}) was kept" in str(info.value)
+    assert gl.load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
+
+
 def test_overflowing_weights_are_never_checkpointed(tmp_path, tiny_gan, toy_images, cfg):
     # absurd learning rates: the step-3 loss is finite but its update overflows the weights
     G, D = tiny_gan()

@@ -389,12 +389,13 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
     batches_b = Batches(images_b, config.batch_size, 2 * config.seed + 1, distributed=True)
 
     # ---- resume (after clearing the temporary files of a run killed mid-write)
-    step, history = 0, {}
+    step, history, resumed_from = 0, {}, None
     if out_dir is not None and dist.is_main():
         remove_stale_temp_files(out_dir, (CHECKPOINT_NAME,))
     if resume is not False:
         path = Path(resume) if resume is not True else out_dir / CHECKPOINT_NAME
         step, history = _resume(path, state, config, device, missing_ok=resume is True)
+        resumed_from = path if step else None  # a missing file (resume=True) starts afresh
 
     def checkpoint(run: Run) -> None:
         bad = [k for k, net in nets._asdict().items()
@@ -408,7 +409,7 @@ def fit_cyclegan(nets: CycleGANNets, data_a: Any, data_b: Any, config: CycleGANC
              max_minutes=config.max_minutes, progress=config.progress, desc="CycleGAN",
              postfix={"cycle": ".3f", "d_loss": ".3f"}, callbacks=callbacks, checkpoints=True,
              explode_at=EXPLODING_LOSS, timed=not history or "seconds" in history,
-             advice="Lower the learning rates.", distributed=True) as run:
+             advice="Lower the learning rates.", distributed=True, resumed_from=resumed_from) as run:
         while run.running():
             scale = lr_scale(run.step, config.steps, config.lr_decay_start)
             for opt, lr in ((state.opt_g, config.lr_g), (state.opt_d, config.lr_d)):

@@ -231,10 +231,11 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
     # ---- resume (after clearing the temporary files of a run killed mid-write)
     if out_dir is not None and dist.is_main():
         remove_stale_temp_files(out_dir, (CHECKPOINT_NAME, "samples_*.png"))
-    step, history = 0, {}
+    step, history, resumed_from = 0, {}, None
     if resume is not False:
         path = Path(resume) if resume is not True else out_dir / CHECKPOINT_NAME
         step, history = resume_gan(path, state, config, device, missing_ok=resume is True)
+        resumed_from = path if step else None  # a missing file (resume=True) starts afresh
     fixed_z = torch.randn(config.n_samples, G.z_dim, generator=torch.Generator().manual_seed(config.seed))
     samples: list[tuple[int, torch.Tensor]] = []
 
@@ -244,7 +245,7 @@ def fit(G: nn.Module, D: nn.Module, data: Any, config: TrainConfig | None = None
              postfix={"d_loss": ".3f", "g_loss": ".3f"}, callbacks=callbacks, events=CALLBACK_EVENTS,
              checkpoints=True, explode_at=EXPLODING_LOSS, timed=not history or "seconds" in history,
              advice="Lower the learning rates or use a bounded loss (hinge, least_squares).",
-             distributed=True) as run:
+             distributed=True, resumed_from=resumed_from) as run:
         while run.running():
             if config.lr_decay_start is not None:
                 _set_lr(opt_g, opt_d, config, run.step)

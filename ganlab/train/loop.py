@@ -86,6 +86,7 @@ class Run:
         callbacks, events: the callbacks and the events the loop emits.
         advice: appended to the divergence error, e.g. "lower the learning rate".
         checkpoints: the divergence error names the last checkpoint written (``self.checkpoint``).
+        resumed_from: the checkpoint a resumed run started from: the last good one until another is written.
         explode_at: stop when a ``finite`` value of :meth:`end_step` is beyond this magnitude for
             ``explode_steps`` steps in a row, as for NaN; ``None``: only NaN and infinity stop.
         distributed: the loop trains with DDP: average the step's values over the processes and agree on
@@ -98,7 +99,7 @@ class Run:
                  check_logged: bool = False, callbacks: Mapping[str, Iterable[Callable]] | None = None,
                  events: tuple[str, ...] = ("on_step_end",), advice: str = "", checkpoints: bool = False,
                  explode_at: float | None = None, explode_steps: int = EXPLODING_STEPS,
-                 distributed: bool = False) -> None:
+                 distributed: bool = False, resumed_from: Path | None = None) -> None:
         self.steps, self.step = steps, step
         self.history = history if history is not None else {}
         self.log_every, self.timed, self.check_logged = log_every, timed, check_logged
@@ -108,6 +109,7 @@ class Run:
         self.stopped = "steps"                  # "steps" (budget done) or "time" (max_minutes reached)
         self.checkpoint: Path | None = None     # the last checkpoint written, and at which step
         self.checkpoint_step = -1
+        self.resumed_from = resumed_from
         self.main = dist.is_main()              # rank 0 (or the only process): the bar and the files are its
         self.world_size = dist.world_size() if distributed else 1
         self.time_up = False                    # in a process group: some process ran out of time
@@ -204,9 +206,10 @@ class Run:
     def diverged(self, what: str) -> FloatingPointError:
         """The error that stops a run whose losses or weights stopped being finite."""
         message = f"training diverged at step {self.step}: {what}"
+        last = self.checkpoint if self.checkpoint is not None else self.resumed_from
         if self.checkpoints:
-            message += (f"; the last good checkpoint ({self.checkpoint}) was kept"
-                        if self.checkpoint is not None else "; no checkpoint had been written yet")
+            message += (f"; the last good checkpoint ({last}) was kept" if last is not None
+                        else "; no checkpoint had been written yet")
         return FloatingPointError(f"{message}. {self.advice}" if self.advice else message)
 
     def emit(self, event: str, state: Any) -> None:

@@ -395,7 +395,7 @@ def fit_pix2pix(G: nn.Module, D: nn.Module | None, data: Any, config: Pix2PixCon
              desc="pix2pix (L1 + adversarial)" if use_d else "L1 only", postfix={"l1": ".4f"},
              check_logged=True, callbacks=callbacks, checkpoints=out_dir is not None,
              timed=not history or "seconds" in history, advice="Lower the learning rates.",
-             distributed=True) as run:
+             distributed=True, resumed_from=out_dir / CHECKPOINT_NAME if step else None) as run:
         while run.running():
             if config.lr_decay:  # set from the step alone, so that a resumed run decays as an unbroken one
                 scale = cosine_lr_scale(run.step, config.steps)
