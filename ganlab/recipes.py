@@ -122,7 +122,8 @@ class Recipe:
 # running mean of the generated shares, so that G is pushed toward the digits it draws too rarely. Weight 1
 # 84.7% / 1.94x (digit shares 7.3-14.1%, the raw G's 8.1-12.3%), weight 3 84.8% / 1.83x (7.6-14.0%); weight 1 with
 # the classifier's mean label entropy added (0.05) 87.6% / 2.26x; weight 1 with the 200 learned centres
-# 89.9% / 2.43x. The term balanced the raw G's digits but not the EMA's that `sample` draws from.
+# 89.9% / 2.43x; weight 3 from seed 1 86.0% / 2.23x (the recipe's 84.7% / 1.70x); weight 3 beside the vision-aided head
+# above 87.1% / 2.20x. The term balanced the raw G's digits but not the EMA's that `sample` draws from.
 MNIST = Recipe(
     model="dcgan",
     model_args=dict(
