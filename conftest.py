@@ -12,8 +12,9 @@
   the smoke runs out.
 * Side by side: pytest-xdist (``-n auto --dist loadfile``, in ``pyproject.toml``) runs each test file,
   a chapter whole, in one of up to four worker processes, one per core, and gives each worker its share
-  of the cores' threads (``OMP_NUM_THREADS``) unless that is set already. ``-n 0`` runs one file after
-  another in a single process.
+  of the cores' threads (``OMP_NUM_THREADS``) unless that is set already. The chapters go first, the
+  longest first by the seconds stored in them, so that no long chapter is left running alone at the end.
+  ``-n 0`` runs one file after another in a single process, in the order collected.
 * At the end, the seconds spent per chapter under nbval (and on the unit tests) are printed, so a change
   can see what it costs.
 """
@@ -74,7 +75,41 @@ def pytest_addoption(parser):
                      help="also run every chapter with tiny parameters (tests marked 'smoke')")
 
 
+def stored_seconds(notebook: Path) -> float:
+    """The seconds a chapter's cells took when it was last executed (papermill's ``duration`` in each
+    cell's metadata), 0 for a file that is not an executed notebook."""
+    import json
+
+    try:
+        cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+    return sum(float(((c.get("metadata") or {}).get("papermill") or {}).get("duration") or 0) for c in cells)
+
+
+def longest_chapters_first(items: list) -> list:
+    """``items`` regrouped by file: the chapters first, the longest (by :func:`stored_seconds`) first, then
+    every other file in its own order; the order of the items within a file is kept.
+
+    Side by side, a worker takes the next file when it is almost done with its own
+    (``--no-loadscope-reorder`` keeps this order; pytest-xdist would otherwise sort the files by their
+    number of tests), so the long chapters start first and the short files fill the gaps at the end
+    instead of one long chapter running alone at the end while the other workers wait.
+    """
+    seconds: dict[str, float] = {}
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        file = item.nodeid.split("::")[0]
+        if file not in first:
+            first[file] = i
+            seconds[file] = stored_seconds(item.path) if file.endswith(".ipynb") else 0.0
+    rank = {file: (-seconds[file], first[file]) for file in first}
+    return sorted(items, key=lambda item: rank[item.nodeid.split("::")[0]])
+
+
 def pytest_collection_modifyitems(config, items):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # side by side: every worker collects the same order
+        items[:] = longest_chapters_first(items)
     if config.getoption("--smoke"):
         return
     skip = pytest.mark.skip(reason="chapter smoke run: pass --smoke (pytest --nbval runs every chapter in full)")
