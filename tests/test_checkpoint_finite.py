@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from ganlab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from checkpoint_damage import nan_weights
+from ganlab.checkpoint import CheckpointError
 from ganlab.data import PhotoPatches
 from ganlab.models import PatchGANDiscriminator, RestorationUNet
 from ganlab.restore import TASKS
@@ -10,20 +11,11 @@ from ganlab.train import fit
 from ganlab.translate import Pix2PixConfig, fit_pix2pix
 
 
-def _poison(path, key):
-    """Rewrite the checkpoint at ``path`` with every float tensor of its ``key`` entry NaN."""
-    state = load_checkpoint(path)
-    entry = state[key]
-    state[key] = {k: v * float("nan") if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-                  for k, v in entry.items()}
-    save_checkpoint(path, **{k: v for k, v in state.items() if k not in ("format", "version")})
-
-
 @pytest.mark.parametrize("key", ["G", "D", "G_ema"])
 def test_fit_refuses_to_resume_from_nan_weights(tmp_path, tiny_gan, toy_images, train_config, key):
     config = train_config(steps=2, checkpoint_every=1, ema_half_life=50.0)
     fit(*tiny_gan(), toy_images(), config, out_dir=tmp_path)
-    _poison(tmp_path / "checkpoint.pt", key)
+    nan_weights(tmp_path / "checkpoint.pt", key=key)
     with pytest.raises(CheckpointError, match=f"{key} holds NaN or infinite values"):
         fit(*tiny_gan(), toy_images(), train_config(steps=4, checkpoint_every=1, ema_half_life=50.0),
             out_dir=tmp_path, resume=True)
@@ -43,6 +35,6 @@ def test_fit_pix2pix_refuses_to_resume_from_nan_weights(tmp_path, key):
                              progress=False, device="cpu")
 
     fit_pix2pix(*pair(), stream, config(2), out_dir=tmp_path)
-    _poison(tmp_path / "checkpoint.pt", key)
+    nan_weights(tmp_path / "checkpoint.pt", key=key)
     with pytest.raises(CheckpointError, match=f"{key} holds NaN or infinite values"):
         fit_pix2pix(*pair(), stream, config(3), out_dir=tmp_path, resume=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_damage import nan_weights
 
 from ganlab.__main__ import main
 
@@ -86,20 +87,12 @@ def _truncated(src: Path, dst: Path) -> None:
     dst.write_bytes(src.read_bytes()[:3000])
 
 
-def _nan_weights(src: Path, dst: Path) -> None:
-    from ganlab.checkpoint import load_checkpoint, save_checkpoint
-
-    state = load_checkpoint(src)
-    state["G"] = {k: v * float("nan") if v.is_floating_point() else v for k, v in state["G"].items()}
-    save_checkpoint(dst, **{k: v for k, v in state.items() if k not in ("format", "version")})
-
-
 CHECKPOINTS = {
     "EMPTY": b"",
     "TEXT": b"this is a text file, not a checkpoint\n",
     "RANDOM": bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
     "TRUNCATED": _truncated,
-    "NAN": _nan_weights,
+    "NAN": nan_weights,
 }
 
 
