@@ -168,8 +168,9 @@ class Recipe:
 # measures. Most of the distance is its covariance term (7.4-8.2 of 8.7-10.3 from seeds 0-2; the real halves' 4.2 of
 # 5.1), and within each digit (as the judge reads it) the samples' features spread 0.84-1.52x as widely as the real
 # digits' by trace, most for 1s, 3s and 8s (the 20-epoch judge: up to 1.78x; two sets of real digits differ by up to
-# 1.23x): G draws sloppier digits than MNIST holds, not too few. The conditional recipe errs the other way (spread
-# 0.77x of the real digits', 98.7% confident, 8.5x the floor with balanced labels). Pixel statistics are not the
+# 1.23x): G draws sloppier digits than MNIST holds, not too few. The conditional recipe errs the other way (98.7%
+# confident, 8.5x the floor with balanced labels; benchmarks/quality.py's within-class spread, a different measure,
+# 0.77x the real digits'). Pixel statistics are not the
 # cause: zeroing faint background (9.4% of the samples' pixels lie in (0.001, 0.05), 0.9% of the real digits'),
 # matching the intensity histogram to the training digits' or moving each sample's centre of mass to the nearest whole
 # pixel of MNIST's (the samples' spread 0.41 px, the real 0.29) leaves the ratio within 0.05 or raises it; bilinear
