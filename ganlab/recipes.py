@@ -215,6 +215,11 @@ class Recipe:
 # seed 2's digits 6.7-14.4%): seed 0 alone met both bars under the 20-epoch judge; the mean, 85.2% / 1.95x, is about the
 # recipe's 85.0% / 1.90x. G 4 / D 2 blocks 84.3% / 2.67x; G 48 wide with D's 2 blocks (1.1x the time) seeds 0 / 1 85.5%
 # / 2.78x, 86.0% / 1.96x.
+# The draw of 2,000 samples moves the scores too: the recipe's seed 0 EMA G sampled with noise seeds 0-3 reads 86.1% /
+# 2.00x, 84.7% / 2.25x, 85.7% / 2.11x, 84.3% / 2.31x (the 20-epoch judge 2.52-2.81x), and the 2-block D's seed 0 run
+# 85.1% / 1.47x, 83.7% / 1.82x, 85.9% / 1.84x, 84.7% / 1.75x (the 20-epoch judge 1.89x, 2.29x, 2.16x, 2.11x; one draw
+# 89.3% confident under it), its smallest digit share 6.8-7.6%: so its one pass of both bars was partly the draw, and a
+# lever's reading carries about +-0.2x and +-1 point from the sample draw alone, beside the run's own movement.
 MNIST = Recipe(
     model="dcgan",
     model_args=dict(
