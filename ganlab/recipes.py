@@ -241,8 +241,9 @@ class Recipe:
 # both networks 24 wide and D's two blocks (0.99x) read 85.3% / 1.89x and 84.7% / 1.91x (91.5% / 2.28x,
 # 90.7% / 2.42x). The step cannot be made cheaper as it is: benchmarks/throughput.py (batch 64, one thread) runs
 # ganlab's step at 103% of this CPU's fp32 matrix-product rate; bf16 autocast ran it 1.53x faster here (AVX-512
-# BF16), but the slow kind (AVX2 only) has no bf16 arithmetic to gain from. So under these judges the bars take at least about 1.9x the compute of the 4,000
-# steps that fit the command line's 10 minutes on the slow 2-core CPU (and the 4-epoch judge's 90% more than that).
+# BF16), but the slow kind (AVX2 only) has no bf16 arithmetic to gain from. So under these judges the bars take at
+# least about 1.9x the compute of the 4,000 steps that fit the command line's 10 minutes on the slow 2-core CPU (and
+# the 4-epoch judge's 90% more than that).
 MNIST = Recipe(
     model="dcgan",
     model_args=dict(
