@@ -230,13 +230,14 @@ class Recipe:
 # 1.87x): steadier iterates, no better average. Half the samples from each seed's G: 2.03x (the 20-epoch judge
 # 2.41x), between the two. Improved precision and recall (Kynkäänniemi et al. 2019; k = 3 on the 4-epoch judge's
 # features, 2,000 against 2,000 real digits): the recipe 0.83 / 0.82 and 0.84 / 0.82, two sets of real digits
-# 0.88 / 0.91, the conditioned transitional run above 0.95 / 0.44. The recipe lacks both, by 5-9 points.
+# 0.88 / 0.91, the second-quarter transitional run above (balanced labels) 0.95 / 0.44. The recipe lacks both, by
+# 4-9 points.
 # Compute is what moved both scores: batch 64 at 4,000 steps (1.86x the step's cost: 710 s against 400 s on one
 # thread) read 87.1% / 1.86x, 87.3% / 1.72x and 86.8% / 1.86x from seeds 0-2 (the 20-epoch judge 92.0% / 1.98x,
 # 92.2% / 1.98x, 92.5% / 2.07x; digit shares 6.7-13.8%), each seed more confident and nearer than the recipe's
 # same seed under both judges (85.2% / 2.17x, 85.0% / 1.81x, 86.1% / 1.94x; 90.8% / 2.67x, 91.5% / 2.32x,
 # 92.1% / 2.44x): means 87.1% / 1.81x against 85.4% / 1.97x, 92.2% / 2.01x against 91.5% / 2.48x. Batch 64 for
-# 3,000 steps (1.4x) 86.3% / 2.12x (91.6% / 2.27x); seed 0 with batch 48 (1.40x) 86.6% / 1.83x (91.8% / 2.23x), with
+# 3,000 steps (1.35x the run's time) 86.3% / 2.12x (91.6% / 2.27x); seed 0 with batch 48 (1.40x) 86.6% / 1.83x (91.8% / 2.23x), with
 # batch 64 and D's two blocks (1.49x) 86.1% / 1.76x (91.8% / 2.10x). At the recipe's cost it is gone: batch 64 with
 # both networks 24 wide and D's two blocks (0.99x) read 85.3% / 1.89x and 84.7% / 1.91x (91.5% / 2.28x,
 # 90.7% / 2.42x). The step cannot be made cheaper as it is: benchmarks/throughput.py (batch 64, one thread) runs
