@@ -221,30 +221,28 @@ class Recipe:
 # 89.3% confident under it), its smallest digit share 6.8-7.6%: so its one pass of both bars was partly the draw, and a
 # lever's reading carries about +-0.2x and +-1 point from the sample draw alone, beside the run's own movement.
 # What limits it (seeds 0 / 1, each EMA G sampled with noise seeds 0-3 and the four readings averaged; the 4-epoch
-# judge, then the 20-epoch one). The EMA's length, as a warm-up share r with no cap (half-life r x the images seen;
-# the recipe's 0.05 never reaches its 10,000-image cap in 4,000 steps): r = 0.006 / 0.0125 / 0.025 / 0.05 / 0.1 /
-# 0.2 / 0.35 / 0.5 read 3.68 / 2.82 / 2.40 / 2.17 / 2.13 / 2.50 / 3.25 / 4.01x from seed 0 and 2.73 / 2.07 / 1.83 /
-# 1.81 / 1.88 / 2.39 / 3.38 / 4.22x from seed 1 (83.7-85.7% confident; r = 0.35 and 0.5 draw one digit at 14-16%);
-# the raw G 5.32x and 8.24x. So the recipe's EMA sits at the bottom of that curve. Learning-rate decay over the
-# second half brings the raw G to 3.04x and 2.07x but leaves the EMA G at 2.32x and 1.96x (with r = 0.1 2.06x and
-# 1.87x): steadier iterates, no better average. Half the samples from each seed's G: 2.03x (the 20-epoch judge
-# 2.41x), between the two. Improved precision and recall (Kynkäänniemi et al. 2019; k = 3 on the 4-epoch judge's
-# features, 2,000 against 2,000 real digits): the recipe 0.83 / 0.82 and 0.84 / 0.82, two sets of real digits
-# 0.88 / 0.91, the second-quarter transitional run above (balanced labels) 0.95 / 0.44. The recipe lacks both, by
-# 4-9 points.
-# Compute is what moved both scores: batch 64 at 4,000 steps (1.86x the step's cost: 710 s against 400 s on one
-# thread) read 87.1% / 1.86x, 87.3% / 1.72x and 86.8% / 1.86x from seeds 0-2 (the 20-epoch judge 92.0% / 1.98x,
-# 92.2% / 1.98x, 92.5% / 2.07x; digit shares 6.7-13.8%), each seed more confident and nearer than the recipe's
-# same seed under both judges (85.2% / 2.17x, 85.0% / 1.81x, 86.1% / 1.94x; 90.8% / 2.67x, 91.5% / 2.32x,
-# 92.1% / 2.44x): means 87.1% / 1.81x against 85.4% / 1.97x, 92.2% / 2.01x against 91.5% / 2.48x. Batch 64 for
-# 3,000 steps (1.35x the run's time) 86.3% / 2.12x (91.6% / 2.27x); seed 0 with batch 48 (1.40x) 86.6% / 1.83x (91.8% / 2.23x), with
-# batch 64 and D's two blocks (1.49x) 86.1% / 1.76x (91.8% / 2.10x). At the recipe's cost it is gone: batch 64 with
-# both networks 24 wide and D's two blocks (0.99x) read 85.3% / 1.89x and 84.7% / 1.91x (91.5% / 2.28x,
-# 90.7% / 2.42x). The step cannot be made cheaper as it is: benchmarks/throughput.py (batch 64, one thread) runs
-# ganlab's step at 103% of this CPU's fp32 matrix-product rate; bf16 autocast ran it 1.53x faster here (AVX-512
-# BF16), but the slow kind (AVX2 only) has no bf16 arithmetic to gain from. So under these judges the bars take at
-# least about 1.9x the compute of the 4,000 steps that fit the command line's 10 minutes on the slow 2-core CPU (and
-# the 4-epoch judge's 90% more than that).
+# judge, then the 20-epoch one). The EMA's length, as a warm-up share r with no cap (half-life r x the images seen; the
+# recipe's 0.05 never reaches its 10,000-image cap in 4,000 steps): r = 0.006 / 0.0125 / 0.025 / 0.05 / 0.1 / 0.2 / 0.35
+# / 0.5 read 3.68 / 2.82 / 2.40 / 2.17 / 2.13 / 2.50 / 3.25 / 4.01x from seed 0 and 2.73 / 2.07 / 1.83 / 1.81 / 1.88 /
+# 2.39 / 3.38 / 4.22x from seed 1 (83.7-85.7% confident; r = 0.35 and 0.5 draw one digit at 14-16%); the raw G 5.32x and
+# 8.24x. So the recipe's EMA sits at the bottom of that curve. Learning-rate decay over the second half brings the raw G
+# to 3.04x and 2.07x but leaves the EMA G at 2.32x and 1.96x (with r = 0.1 2.06x and 1.87x): steadier iterates, no
+# better average. Half the samples from each seed's G: 2.03x (the 20-epoch judge 2.41x), between the two. Improved
+# precision and recall (Kynkäänniemi et al. 2019; k = 3 on the 4-epoch judge's features, 2,000 against 2,000 real
+# digits): the recipe 0.83 / 0.82 and 0.84 / 0.82, two sets of real digits 0.88 / 0.91, the second-quarter transitional
+# run above (balanced labels) 0.95 / 0.44. The recipe lacks both, by 4-9 points.
+# Compute is what moved both scores: batch 64 at 4,000 steps (1.86x the step's cost: 710 s against 400 s on one thread)
+# read 87.1% / 1.86x, 87.3% / 1.72x and 86.8% / 1.86x from seeds 0-2 (the 20-epoch judge 92.0% / 1.98x, 92.2% / 1.98x,
+# 92.5% / 2.07x; digit shares 6.7-13.8%), each seed more confident and nearer than the recipe's same seed under both
+# judges (85.2% / 2.17x, 85.0% / 1.81x, 86.1% / 1.94x; 90.8% / 2.67x, 91.5% / 2.32x, 92.1% / 2.44x): means 87.1% / 1.81x
+# against 85.4% / 1.97x, 92.2% / 2.01x against 91.5% / 2.48x. Batch 64 for 3,000 steps (1.35x the run's time) 86.3% /
+# 2.12x (91.6% / 2.27x); seed 0 with batch 48 (1.40x) 86.6% / 1.83x (91.8% / 2.23x), with batch 64 and D's two blocks
+# (1.49x) 86.1% / 1.76x (91.8% / 2.10x). At the recipe's cost it is gone: batch 64 with both networks 24 wide and D's
+# two blocks (0.99x) read 85.3% / 1.89x and 84.7% / 1.91x (91.5% / 2.28x, 90.7% / 2.42x). The step cannot be made
+# cheaper as it is: benchmarks/throughput.py (batch 64, one thread) runs ganlab's step at 103% of this CPU's fp32
+# matrix-product rate; bf16 autocast ran it 1.53x faster here (AVX-512 BF16), but the slow kind (AVX2 only) has no bf16
+# arithmetic to gain from. So under these judges the bars take at least about 1.9x the compute of the 4,000 steps that
+# fit the command line's 10 minutes on the slow 2-core CPU (and the 4-epoch judge's 90% more than that).
 MNIST = Recipe(
     model="dcgan",
     model_args=dict(
